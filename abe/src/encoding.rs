@@ -119,6 +119,15 @@ fn decode_g2(bytes: &[u8]) -> core::result::Result<G2Affine, &'static str> {
     Ok(p)
 }
 
+/// Inside an encoded object, a bad embedded policy or attribute list makes the object malformed; bounds keep
+/// their own error so callers can tell size problems apart.
+fn policy_error(r: &Reader<'_>, e: Error, reason: &'static str) -> Error {
+    match e {
+        Error::LimitExceeded { .. } => e,
+        _ => r.bad(reason),
+    }
+}
+
 /// A bounded reader over untrusted bytes.
 pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
@@ -318,7 +327,7 @@ impl UserKey {
         let params = r.params()?;
         let text = r.len_prefixed(MAX_OBJECT_LEN)?;
         let text = core::str::from_utf8(text).map_err(|_| r.bad("attribute list is not UTF-8"))?;
-        let attributes = AttributeSet::parse(text)?;
+        let attributes = AttributeSet::parse(text).map_err(|e| policy_error(&r, e, "attribute list does not parse"))?;
         if attributes.to_string() != text {
             return Err(r.bad("attribute list is not canonical"));
         }
@@ -351,11 +360,11 @@ impl Capsule {
         let params = r.params()?;
         let text = r.len_prefixed(MAX_POLICY_LEN)?;
         let text = core::str::from_utf8(text).map_err(|_| r.bad("policy is not UTF-8"))?;
-        let policy = Policy::parse(text)?;
+        let policy = Policy::parse(text).map_err(|e| policy_error(&r, e, "policy does not parse"))?;
         if policy.to_string() != text {
             return Err(r.bad("policy is not in canonical form"));
         }
-        let lsss = Lsss::new(&policy)?;
+        let lsss = Lsss::new(&policy).map_err(|e| policy_error(&r, e, "policy cannot be shared (duplicate or unsatisfiable)"))?;
         let ct0 = r.g2_triple()?;
         if r.u32()? as usize != lsss.labels().len() {
             return Err(r.bad("row count does not match the policy"));

@@ -147,3 +147,80 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned cache only means another thread panicked mid-insert; the map itself stays consistent.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    use ark_bls12_381::{Fq, G1Affine};
+    use ark_ec::hashing::HashToCurve;
+    use ark_ff::{BigInteger, PrimeField};
+
+    use super::{column_input, label_input, G1Hasher, HashCache};
+    use crate::label::Label;
+    use crate::policy::Attribute;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s = s.trim().trim_start_matches("0x");
+        (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or_else(|e| panic!("{e}"))).collect()
+    }
+
+    fn fq_hex(x: &Fq) -> Vec<u8> {
+        x.into_bigint().to_bytes_be()
+    }
+
+    #[test]
+    fn matches_rfc9380_test_vectors() {
+        let text = include_str!("../tests/vectors/rfc9380_g1_ro.txt");
+        let dst = text.lines().next().and_then(|l| l.split("DST = ").nth(1)).unwrap_or_default();
+        let hasher = G1Hasher::new(dst.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut checked = 0;
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let fields: Vec<&str> = line.split('|').collect();
+            let p: G1Affine = hasher.hash(&hex(fields[0])).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(fq_hex(&p.x), hex(fields[1]), "x for msg {}", fields[0]);
+            assert_eq!(fq_hex(&p.y), hex(fields[2]), "y for msg {}", fields[0]);
+            checked += 1;
+        }
+        assert_eq!(checked, 5);
+    }
+
+    fn plain(name: &[u8]) -> Label {
+        Label::Plain(Attribute::new(name.to_vec()).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn no_attribute_name_reaches_a_column_or_v_input() {
+        let names: [&[u8]; 9] = [b"01", b"0", b"02", b"0 0", b"0|1", b"\x02\x00\x00\x00\x01", b"\x00", "münchen".as_bytes(), b"_"];
+        let mut inputs = std::collections::HashSet::new();
+        for j in 1..=8u32 {
+            for (l, t) in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)] {
+                assert!(inputs.insert(column_input(j, l, t)));
+            }
+        }
+        for name in names {
+            for (l, t) in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)] {
+                assert!(inputs.insert(label_input(&plain(name), l, t)), "{name:?} collides");
+                let bit = Label::Bit { name: Attribute::new(name.to_vec()).unwrap_or_else(|e| panic!("{e}")), bit: 1, value: true };
+                assert!(inputs.insert(label_input(&bit, l, t)), "bit label of {name:?} collides");
+            }
+        }
+        // And the points differ too: the "01" attribute's hashes are not the V (column 1) hashes.
+        let cache = HashCache::default();
+        let v = cache.columns(1)[0];
+        let h01 = cache.label(&plain(b"01"));
+        for l in 0..3 {
+            for t in 0..2 {
+                assert_ne!(v[l][t], h01[l][t]);
+            }
+        }
+    }
+
+    #[test]
+    fn inputs_are_length_prefixed_so_concatenations_differ() {
+        // "ab" with (l, t) = (1, 2) must not equal "a" followed by other bytes.
+        assert_ne!(label_input(&plain(b"ab"), 1, 2), label_input(&plain(b"a"), 1, 2));
+        let a = label_input(&plain(b"a\x01"), 1, 1);
+        let b = label_input(&plain(b"a"), 1, 1);
+        assert!(!a.starts_with(&b[..b.len() - 2]) || a.len() != b.len());
+        assert_eq!(&label_input(&plain(b"01"), 2, 1)[..5], &[0x01, 0, 0, 0, 2]);
+    }
+}

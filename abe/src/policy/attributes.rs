@@ -71,8 +71,10 @@ impl AttributeSet {
         Ok(set)
     }
 
-    /// Parses the list syntax `role:operator, site:berlin, level = 5` (see the [module docs](self)).
-    /// Empty (or blank) text is the empty set.
+    /// Parses the list syntax `role:operator, site:berlin, level = 5`: comma-separated items, each an attribute
+    /// (bare or quoted exactly as in the [policy syntax](crate::policy)) optionally followed by `= value` with a
+    /// decimal unsigned 32-bit value, which makes it numeric. Whitespace between tokens is ignored, a trailing
+    /// comma is an error, and empty (or blank) text is the empty set.
     ///
     /// # Errors
     /// [`Error::InvalidAttributes`] for a syntax error (with its 1-based byte column) or a repeated name;
