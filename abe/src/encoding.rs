@@ -199,7 +199,11 @@ impl<'a> Reader<'a> {
 
     /// A canonical, validated value: deserialise with validation, then require that re-encoding gives the same
     /// bytes (rules out non-canonical field encodings and stray flag bits).
-    fn canonical<T: CanonicalDeserialize + CanonicalSerialize>(&mut self, len: usize, reason: &'static str) -> Result<T> {
+    fn canonical<T: CanonicalDeserialize + CanonicalSerialize>(
+        &mut self,
+        len: usize,
+        reason: &'static str,
+    ) -> Result<T> {
         let bytes = self.take(len)?;
         let value = T::deserialize_compressed(bytes).map_err(|_| self.bad(reason))?;
         let mut again = Vec::with_capacity(len);
@@ -364,7 +368,8 @@ impl Capsule {
         if policy.to_string() != text {
             return Err(r.bad("policy is not in canonical form"));
         }
-        let lsss = Lsss::new(&policy).map_err(|e| policy_error(&r, e, "policy cannot be shared (duplicate or unsatisfiable)"))?;
+        let lsss = Lsss::new(&policy)
+            .map_err(|e| policy_error(&r, e, "policy cannot be shared (duplicate or unsatisfiable)"))?;
         let ct0 = r.g2_triple()?;
         if r.u32()? as usize != lsss.labels().len() {
             return Err(r.bad("row count does not match the policy"));

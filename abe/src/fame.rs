@@ -10,7 +10,7 @@ use ark_bls12_381::{g1, g2, Bls12_381, Fr, G1Affine, G1Projective, G2Affine, G2P
 use ark_ec::pairing::Pairing;
 use ark_ec::scalar_mul::glv::GLVConfig;
 use ark_ec::{AffineRepr, CurveGroup, PrimeGroup};
-use ark_ff::{Field, One, UniformRand, Zero};
+use ark_ff::{Field, One, PrimeField, Zero};
 use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
@@ -76,11 +76,19 @@ fn g2_mul(p: G2Affine, s: &Fr) -> G2Projective {
     <g2::Config as GLVConfig>::glv_mul_projective(p.into(), *s)
 }
 
-fn random_nonzero<R: RngCore + CryptoRng>(rng: &mut R) -> Fr {
+/// A uniform scalar from 64 random bytes reduced mod r (bias < 2^-250). Goes through `try_fill_bytes` so that a
+/// failing system RNG is an [`Error::Rng`], not a panic.
+fn random_scalar<R: RngCore + CryptoRng>(rng: &mut R) -> Result<Fr> {
+    let mut wide = Zeroizing::new([0u8; 64]);
+    rng.try_fill_bytes(wide.as_mut()).map_err(|_| Error::Rng)?;
+    Ok(Fr::from_le_bytes_mod_order(wide.as_ref()))
+}
+
+fn random_nonzero<R: RngCore + CryptoRng>(rng: &mut R) -> Result<Fr> {
     loop {
-        let x = Fr::rand(rng);
+        let x = random_scalar(rng)?;
         if !x.is_zero() {
-            return x;
+            return Ok(x);
         }
     }
 }
@@ -142,6 +150,13 @@ impl PublicKey {
     pub(crate) fn encapsulate_with_seed(&self, policy: &Policy, seed: &[u8; 32]) -> Result<(DataKey, Capsule, Gt)> {
         let lsss = Lsss::new(policy)?;
         let policy_text = policy.to_string();
+        if policy_text.len() > crate::limits::MAX_POLICY_LEN {
+            // Policies built through `parse`/`from_json` never get here; the check keeps every capsule decodable.
+            return Err(Error::LimitExceeded {
+                what: crate::Limit::PolicyLength,
+                limit: crate::limits::MAX_POLICY_LEN,
+            });
+        }
         let s = Zeroizing::new(kdf::coins(&self.id, policy_text.as_bytes(), seed));
         let ct0 = self.ct0(&s);
         let rows = encrypt_rows(&lsss, &s);
@@ -187,17 +202,19 @@ fn encrypt_rows(lsss: &Lsss, s: &[Fr; 2]) -> Vec<[G1Affine; 3]> {
     let bases: Vec<[G1Projective; 6]> = par_iter(lsss.labels()).zip(par_iter(lsss.rows())).map(row_bases).collect();
     let flat: Vec<G1Projective> = bases.into_iter().flatten().collect();
     let affine = G1Projective::normalize_batch(&flat);
-    let cts: Vec<G1Projective> =
-        par_chunks(&affine, 2).map(|pair| msm::<g1::Config>(pair, s)).collect();
+    let cts: Vec<G1Projective> = par_chunks(&affine, 2).map(|pair| msm::<g1::Config>(pair, s)).collect();
     let out = G1Projective::normalize_batch(&cts);
     out.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect()
 }
 
 /// Setup: (a1, a2, b1, b2) ← (Z_p*)⁴, (d1, d2, d3) ← Z_p³; H_t = a_t·h, T_t = (d_t·a_t + d3)·e(g, h).
-pub fn setup<R: RngCore + CryptoRng>(rng: &mut R) -> (PublicKey, MasterKey) {
-    let mut a = [random_nonzero(rng), random_nonzero(rng)];
-    let b = [random_nonzero(rng), random_nonzero(rng)];
-    let mut d = [Fr::rand(rng), Fr::rand(rng), Fr::rand(rng)];
+///
+/// # Errors
+/// [`Error::Rng`] if the random number generator fails.
+pub fn setup<R: RngCore + CryptoRng>(rng: &mut R) -> Result<(PublicKey, MasterKey)> {
+    let mut a = [random_nonzero(rng)?, random_nonzero(rng)?];
+    let b = [random_nonzero(rng)?, random_nonzero(rng)?];
+    let mut d = [random_scalar(rng)?, random_scalar(rng)?, random_scalar(rng)?];
     let e_gh = Bls12_381::pairing(G1Affine::generator(), G2Affine::generator());
     let h = G2Projective::generator();
     let hs = G2Projective::normalize_batch(&[h * a[0], h * a[1]]);
@@ -209,7 +226,7 @@ pub fn setup<R: RngCore + CryptoRng>(rng: &mut R) -> (PublicKey, MasterKey) {
     let msk = MasterKey { a, b, g_d: [g_d[0], g_d[1], g_d[2]], params: pk.id };
     a.zeroize();
     d.zeroize();
-    (pk, msk)
+    Ok((pk, msk))
 }
 
 impl MasterKey {
@@ -217,7 +234,7 @@ impl MasterKey {
     ///
     /// # Errors
     /// [`Error::ParameterMismatch`] if `pk` is not this master key's, [`Error::LimitExceeded`] for too many
-    /// attributes.
+    /// attributes, [`Error::Rng`] if the random number generator fails.
     pub fn keygen<R: RngCore + CryptoRng>(
         &self,
         pk: &PublicKey,
@@ -231,7 +248,7 @@ impl MasterKey {
             return Err(Error::LimitExceeded { what: crate::Limit::KeyAttributes, limit: MAX_KEY_ATTRIBUTES });
         }
         let labels = Label::for_key(attributes);
-        let r = Zeroizing::new([Fr::rand(rng), Fr::rand(rng)]);
+        let r = Zeroizing::new([random_scalar(rng)?, random_scalar(rng)?]);
         let br = Zeroizing::new([self.b[0] * r[0], self.b[1] * r[1], r[0] + r[1]]);
         let sk0 = G2Projective::normalize_batch(&[mul_h(&br[0]), mul_h(&br[1]), mul_h(&br[2])]);
         let mut inv_a = Zeroizing::new([Fr::zero(); 2]);
@@ -247,14 +264,13 @@ impl MasterKey {
         }
         let cache = HashCache::global();
         let v = cache.columns(1)[0];
-        let mut jobs: Vec<(HashPoints, Fr, [G1Projective; 3])> = labels
-            .iter()
-            .map(|label| (cache.label(label), Fr::rand(rng), [G1Projective::zero(); 3]))
-            .collect();
-        jobs.push((v, Fr::rand(rng), self.g_d.map(G1Projective::from)));
-        let parts: Vec<[G1Projective; 3]> = par_iter(&jobs)
-            .map(|(points, sigma, offset)| key_part(points, &coeff, &inv_a, sigma, *offset))
-            .collect();
+        let mut jobs = Vec::with_capacity(labels.len() + 1);
+        for label in &labels {
+            jobs.push((cache.label(label), random_scalar(rng)?, [G1Projective::zero(); 3]));
+        }
+        jobs.push((v, random_scalar(rng)?, self.g_d.map(G1Projective::from)));
+        let parts: Vec<[G1Projective; 3]> =
+            par_iter(&jobs).map(|(points, sigma, offset)| key_part(points, &coeff, &inv_a, sigma, *offset)).collect();
         jobs.iter_mut().for_each(|(_, sigma, offset)| {
             sigma.zeroize();
             offset.zeroize();

@@ -160,7 +160,9 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s = s.trim().trim_start_matches("0x");
-        (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or_else(|e| panic!("{e}"))).collect()
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or_else(|e| panic!("{e}")))
+            .collect()
     }
 
     fn fq_hex(x: &Fq) -> Vec<u8> {
@@ -189,7 +191,8 @@ mod tests {
 
     #[test]
     fn no_attribute_name_reaches_a_column_or_v_input() {
-        let names: [&[u8]; 9] = [b"01", b"0", b"02", b"0 0", b"0|1", b"\x02\x00\x00\x00\x01", b"\x00", "münchen".as_bytes(), b"_"];
+        let names: [&[u8]; 9] =
+            [b"01", b"0", b"02", b"0 0", b"0|1", b"\x02\x00\x00\x00\x01", b"\x00", "münchen".as_bytes(), b"_"];
         let mut inputs = std::collections::HashSet::new();
         for j in 1..=8u32 {
             for (l, t) in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)] {
@@ -199,7 +202,11 @@ mod tests {
         for name in names {
             for (l, t) in [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)] {
                 assert!(inputs.insert(label_input(&plain(name), l, t)), "{name:?} collides");
-                let bit = Label::Bit { name: Attribute::new(name.to_vec()).unwrap_or_else(|e| panic!("{e}")), bit: 1, value: true };
+                let bit = Label::Bit {
+                    name: Attribute::new(name.to_vec()).unwrap_or_else(|e| panic!("{e}")),
+                    bit: 1,
+                    value: true,
+                };
                 assert!(inputs.insert(label_input(&bit, l, t)), "bit label of {name:?} collides");
             }
         }

@@ -71,3 +71,17 @@ pub fn forced_decapsulate(
         None => (RawKem(Vec::new()), Err(Error::DecryptionFailed)),
     }
 }
+
+/// The pairing part of decapsulation alone — no FO re-encryption check, no key derivation — so that benchmarks
+/// can report what the CCA check costs. `None` if the key does not satisfy the policy.
+pub fn pairing_only(key: &UserKey, capsule: &Capsule) -> Option<RawKem> {
+    let gammas = capsule.lsss.coefficients(|l| key.index.contains_key(l))?;
+    let used: Vec<_> = gammas
+        .into_iter()
+        .filter_map(|(row, gamma)| {
+            let part = key.index.get(&capsule.lsss.labels()[row]).and_then(|&i| key.parts.get(i))?;
+            Some((*part, capsule.rows[row], gamma))
+        })
+        .collect();
+    pairing_value(&key.prepared, &key.sk_prime, &used, &capsule.ct0).map(|k| RawKem(gt_bytes(&k).to_vec()))
+}

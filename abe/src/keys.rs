@@ -244,4 +244,3 @@ impl core::fmt::Debug for DataKey {
         f.write_str("DataKey(<redacted>)")
     }
 }
-

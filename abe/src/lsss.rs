@@ -130,9 +130,7 @@ impl Lsss {
 fn reconstruct(node: &Node, held: &[bool]) -> Option<Vec<(usize, Fr)>> {
     match node {
         Node::Leaf(i) => held[*i].then(|| vec![(*i, Fr::one())]),
-        Node::Or(children) => {
-            children.iter().filter_map(|c| reconstruct(c, held)).min_by_key(Vec::len)
-        }
+        Node::Or(children) => children.iter().filter_map(|c| reconstruct(c, held)).min_by_key(Vec::len),
         Node::And(children) => {
             let mut all = Vec::new();
             for child in children {
@@ -186,8 +184,8 @@ fn compile(policy: &Policy, labels: &mut Vec<Label>) -> Result<Node> {
     match policy {
         Policy::Attr(a) => leaf(Label::Plain(a.clone()), labels),
         Policy::Compare { name, op, bound } => {
-            let expr = expand_comparison(*op, *bound)
-                .ok_or_else(|| Error::UnsatisfiableComparison(policy.to_string()))?;
+            let expr =
+                expand_comparison(*op, *bound).ok_or_else(|| Error::UnsatisfiableComparison(policy.to_string()))?;
             compile_bits(&expr, name, labels, &mut leaf)
         }
         Policy::And(children) => Ok(Node::And(compile_all(children, labels)?)),
@@ -198,6 +196,17 @@ fn compile(policy: &Policy, labels: &mut Vec<Label>) -> Result<Node> {
 
 fn compile_all(children: &[Policy], labels: &mut Vec<Label>) -> Result<Vec<Node>> {
     children.iter().map(|c| compile(c, labels)).collect()
+}
+
+impl Policy {
+    /// Compiles the policy as encryption would and returns its number of ciphertext rows, so that tools can
+    /// reject a policy before reading any data.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateAttribute`], [`Error::UnsatisfiableComparison`], [`Error::LimitExceeded`].
+    pub fn ciphertext_rows(&self) -> Result<usize> {
+        Lsss::new(self).map(|l| l.labels().len())
+    }
 }
 
 /// A boolean formula over the bits of one numeric attribute.
@@ -216,9 +225,8 @@ pub(crate) enum BitExpr {
 /// become "has a value": `top bit = 0 or top bit = 1`.
 pub(crate) fn expand_comparison(op: CompareOp, bound: u32) -> Option<BitExpr> {
     let top = (NUMERIC_BITS - 1) as u8;
-    let has_value = || {
-        BitExpr::Or(vec![BitExpr::Bit { bit: top, value: false }, BitExpr::Bit { bit: top, value: true }])
-    };
+    let has_value =
+        || BitExpr::Or(vec![BitExpr::Bit { bit: top, value: false }, BitExpr::Bit { bit: top, value: true }]);
     match op {
         CompareOp::Gt => greater_than(bound),
         CompareOp::Ge => Some(match bound.checked_sub(1) {
@@ -305,9 +313,7 @@ fn compile_bits(
 ) -> Result<Node> {
     Ok(match expr {
         BitExpr::Bit { bit, value } => leaf(Label::Bit { name: name.clone(), bit: *bit, value: *value }, labels)?,
-        BitExpr::And(v) => {
-            Node::And(v.iter().map(|e| compile_bits(e, name, labels, leaf)).collect::<Result<_>>()?)
-        }
+        BitExpr::And(v) => Node::And(v.iter().map(|e| compile_bits(e, name, labels, leaf)).collect::<Result<_>>()?),
         BitExpr::Or(v) => Node::Or(v.iter().map(|e| compile_bits(e, name, labels, leaf)).collect::<Result<_>>()?),
     })
 }

@@ -15,7 +15,7 @@
 //! ```
 //! use smqtt_abe::{seal, setup, AttributeSet, Policy};
 //! let mut rng = rand_core::OsRng;
-//! let (pk, msk) = setup(&mut rng);
+//! let (pk, msk) = setup(&mut rng)?;
 //! let alice = msk.keygen(&pk, &AttributeSet::parse("role:operator, site:berlin")?, &mut rng)?;
 //! let policy = Policy::parse("(role:operator and site:berlin) or role:admin")?;
 //! let sealed = seal::seal(&pk, &policy, b"23.5 C", &mut rng)?;

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use smqtt_abe::hazmat::{encapsulate_raw, forced_decapsulate};
-use smqtt_abe::{setup, seal, AttributeSet, Capsule, Error, MasterKey, Policy, PublicKey, UserKey};
+use smqtt_abe::{seal, setup, AttributeSet, Capsule, Error, MasterKey, Policy, PublicKey, UserKey};
 
 fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
@@ -17,7 +17,7 @@ fn rng(seed: u64) -> ChaCha20Rng {
 
 fn params() -> &'static (PublicKey, MasterKey) {
     static PARAMS: OnceLock<(PublicKey, MasterKey)> = OnceLock::new();
-    PARAMS.get_or_init(|| setup(&mut rng(1)))
+    PARAMS.get_or_init(|| setup(&mut rng(1)).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn policy(text: &str) -> Policy {
@@ -145,7 +145,7 @@ fn user_key_round_trips_through_its_encoding() {
 
 #[test]
 fn objects_from_other_parameters_are_reported_as_such() {
-    let (other_pk, other_msk) = setup(&mut rng(20));
+    let (other_pk, other_msk) = setup(&mut rng(20)).unwrap_or_else(|e| panic!("{e}"));
     let (pk, _) = params();
     let k = key("a", 21);
     let (_, capsule) = other_pk.encapsulate(&policy("a"), &mut rng(22)).unwrap_or_else(|e| panic!("{e}"));

@@ -18,20 +18,12 @@ fn is_normalised(policy: &Policy) -> bool {
     match policy {
         Policy::Attr(_) | Policy::Compare { .. } => true,
         Policy::And(children) => {
-            children.len() >= 2
-                && children
-                    .iter()
-                    .all(|c| !matches!(c, Policy::And(_)) && is_normalised(c))
+            children.len() >= 2 && children.iter().all(|c| !matches!(c, Policy::And(_)) && is_normalised(c))
         }
         Policy::Or(children) => {
-            children.len() >= 2
-                && children
-                    .iter()
-                    .all(|c| !matches!(c, Policy::Or(_)) && is_normalised(c))
+            children.len() >= 2 && children.iter().all(|c| !matches!(c, Policy::Or(_)) && is_normalised(c))
         }
-        Policy::Threshold { k, children } => {
-            1 < *k && *k < children.len() && children.iter().all(is_normalised)
-        }
+        Policy::Threshold { k, children } => 1 < *k && *k < children.len() && children.iter().all(is_normalised),
     }
 }
 
@@ -124,19 +116,9 @@ fn json_soup() -> impl Strategy<Value = String> {
 /// If `text` parses, its canonical form parses back to the same policy.
 fn check_parse_is_stable(text: &str) -> Result<(), TestCaseError> {
     if let Ok(policy) = Policy::parse(text) {
-        prop_assert!(
-            is_normalised(&policy),
-            "{:?} parsed to unnormalised {:?}",
-            text,
-            policy
-        );
+        prop_assert!(is_normalised(&policy), "{:?} parsed to unnormalised {:?}", text, policy);
         let printed = policy.to_string();
-        prop_assert_eq!(
-            Policy::parse(&printed),
-            Ok(policy),
-            "canonical form {:?}",
-            printed
-        );
+        prop_assert_eq!(Policy::parse(&printed), Ok(policy), "canonical form {:?}", printed);
     }
     Ok(())
 }
@@ -269,40 +251,15 @@ fn deeply_nested_input_fails_fast() {
         other => panic!("expected a limit error, got {other:?}"),
     };
     let start = Instant::now();
-    assert_eq!(
-        limit(Policy::parse(&"(".repeat(100_000))),
-        Limit::PolicyLength
-    );
-    assert_eq!(
-        limit(Policy::parse(&format!(
-            "{}a",
-            "(".repeat(MAX_POLICY_LEN - 1)
-        ))),
-        Limit::PolicyDepth
-    );
-    assert_eq!(
-        limit(Policy::parse(&format!("{}a", "2 of (".repeat(1000)))),
-        Limit::PolicyDepth
-    );
-    assert_eq!(
-        limit(Policy::from_json(&"[".repeat(100_000))),
-        Limit::PolicyLength
-    );
-    let deep_json = format!(
-        "{}{{\"attr\":\"x\"}}{}",
-        r#"{"or":["#.repeat(MAX_POLICY_DEPTH),
-        "]}".repeat(MAX_POLICY_DEPTH)
-    );
+    assert_eq!(limit(Policy::parse(&"(".repeat(100_000))), Limit::PolicyLength);
+    assert_eq!(limit(Policy::parse(&format!("{}a", "(".repeat(MAX_POLICY_LEN - 1)))), Limit::PolicyDepth);
+    assert_eq!(limit(Policy::parse(&format!("{}a", "2 of (".repeat(1000)))), Limit::PolicyDepth);
+    assert_eq!(limit(Policy::from_json(&"[".repeat(100_000))), Limit::PolicyLength);
+    let deep_json =
+        format!("{}{{\"attr\":\"x\"}}{}", r#"{"or":["#.repeat(MAX_POLICY_DEPTH), "]}".repeat(MAX_POLICY_DEPTH));
     assert_eq!(limit(Policy::from_json(&deep_json)), Limit::PolicyDepth);
-    assert!(matches!(
-        Policy::from_json(&r#"{"or":["#.repeat(5000)),
-        Err(Error::PolicyJson(_))
-    ));
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(matches!(Policy::from_json(&r#"{"or":["#.repeat(5000)), Err(Error::PolicyJson(_))));
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
 }
 
 #[test]
@@ -323,15 +280,8 @@ fn deep_canonical_policies_round_trip() {
     let printed = policy.to_string();
     assert_eq!(Policy::parse(&printed), Ok(policy.clone()), "{printed}");
     assert_eq!(Policy::from_json(&policy.to_json()), Ok(policy.clone()));
-    let deeper = Policy::and(vec![
-        Policy::or(vec![policy, leaf(1000)]).expect("or"),
-        leaf(1001),
-    ])
-    .expect("and");
-    let too_deep = Err(Error::LimitExceeded {
-        what: Limit::PolicyDepth,
-        limit: MAX_POLICY_DEPTH,
-    });
+    let deeper = Policy::and(vec![Policy::or(vec![policy, leaf(1000)]).expect("or"), leaf(1001)]).expect("and");
+    let too_deep = Err(Error::LimitExceeded { what: Limit::PolicyDepth, limit: MAX_POLICY_DEPTH });
     assert_eq!(Policy::parse(&deeper.to_string()), too_deep);
     assert_eq!(Policy::from_json(&deeper.to_json()), too_deep);
 }

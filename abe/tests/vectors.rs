@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ark_bls12_381::{Fq, Fq2, G1Affine, G2Affine};
-use ark_ec::AffineRepr;
+
 use ark_serialize::CanonicalSerialize;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -74,9 +74,10 @@ struct Case {
 
 fn generate() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<Case>) {
     let mut rng = ChaCha20Rng::seed_from_u64(2026);
-    let (pk, msk) = setup(&mut rng);
+    let (pk, msk) = setup(&mut rng).unwrap_or_else(|e| panic!("{e}"));
     let attrs = |s: &str| AttributeSet::parse(s).unwrap_or_else(|e| panic!("{e}"));
-    let alice = msk.keygen(&pk, &attrs("role:operator, site:berlin, level = 5"), &mut rng).unwrap_or_else(|e| panic!("{e}"));
+    let alice =
+        msk.keygen(&pk, &attrs("role:operator, site:berlin, level = 5"), &mut rng).unwrap_or_else(|e| panic!("{e}"));
     let bob = msk.keygen(&pk, &attrs("role:intern, site:paris, level = 1"), &mut rng).unwrap_or_else(|e| panic!("{e}"));
     let policy = Policy::parse("(role:operator and site:berlin) or role:admin").unwrap_or_else(|e| panic!("{e}"));
     let good = seal::seal(&pk, &policy, b"temperature 23.5 C", &mut rng).unwrap_or_else(|e| panic!("{e}"));
@@ -92,31 +93,115 @@ fn generate() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<Case>) {
     let cases = vec![
         Case { name: "sealed-ok", key: "alice", expect: "ok: temperature 23.5 C", bytes: good.clone() },
         Case { name: "sealed-not-satisfied", key: "bob", expect: "policy not satisfied", bytes: good.clone() },
-        Case { name: "sealed-flipped-tag", key: "alice", expect: "decryption failed", bytes: mutate(&|b| { let n = b.len() - 1; b[n] ^= 1 }) },
-        Case { name: "sealed-flipped-body", key: "alice", expect: "decryption failed", bytes: mutate(&|b| { let n = b.len() - 20; b[n] ^= 0x40 }) },
-        Case { name: "sealed-flipped-seed", key: "alice", expect: "decryption failed", bytes: mutate(&|b| { let n = b.len() - 35; b[n] ^= 1 }) },
-        Case { name: "sealed-truncated", key: "alice", expect: "malformed: truncated", bytes: good[..good.len() / 2].to_vec() },
-        Case { name: "sealed-trailing-in-capsule", key: "alice", expect: "malformed: trailing bytes", bytes: mutate(&|b| { b[HEADER + 3] += 1 }) },
-        Case { name: "sealed-wrong-version", key: "alice", expect: "malformed: unsupported version", bytes: mutate(&|b| b[4] = 2) },
-        Case { name: "sealed-wrong-kind", key: "alice", expect: "malformed: wrong object kind", bytes: mutate(&|b| b[5] = 4) },
-        Case { name: "sealed-policy-not-canonical", key: "alice", expect: "malformed: policy does not parse", bytes: mutate(&|b| b[p] = b'[') },
-        Case { name: "sealed-policy-uppercase-keyword", key: "alice", expect: "malformed: policy is not in canonical form", bytes: mutate(&|b| {
-            let at = p + policy.to_string().find(" or ").unwrap_or(0) + 1;
-            b[at] = b'O';
-        }) },
-        Case { name: "sealed-row-outside-subgroup", key: "alice", expect: "malformed: invalid G1 point (not on the curve or not in the subgroup)", bytes: mutate(&|b| b[rows..rows + 48].copy_from_slice(&g1_outside_subgroup())) },
-        Case { name: "sealed-row-off-curve", key: "alice", expect: "malformed: invalid G1 point (not on the curve or not in the subgroup)", bytes: mutate(&|b| b[rows..rows + 48].copy_from_slice(&g1_off_curve())) },
-        Case { name: "sealed-row-identity", key: "alice", expect: "malformed: identity point", bytes: mutate(&|b| {
-            b[rows..rows + 48].fill(0);
-            b[rows] = 0xc0;
-        }) },
-        Case { name: "sealed-ct0-outside-subgroup", key: "alice", expect: "malformed: invalid G2 point (not on the curve or not in the subgroup)", bytes: mutate(&|b| b[ct0..ct0 + 96].copy_from_slice(&g2_outside_subgroup())) },
-        Case { name: "sealed-row-count-mismatch", key: "alice", expect: "malformed: row count does not match the policy", bytes: mutate(&|b| b[rows - 1] += 1) },
-        Case { name: "sealed-row-swapped", key: "alice", expect: "decryption failed", bytes: mutate(&|b| {
-            let (first, second) = (b[rows..rows + 48].to_vec(), b[rows + 144..rows + 192].to_vec());
-            b[rows..rows + 48].copy_from_slice(&second);
-            b[rows + 144..rows + 192].copy_from_slice(&first);
-        }) },
+        Case {
+            name: "sealed-flipped-tag",
+            key: "alice",
+            expect: "decryption failed",
+            bytes: mutate(&|b| {
+                let n = b.len() - 1;
+                b[n] ^= 1
+            }),
+        },
+        Case {
+            name: "sealed-flipped-body",
+            key: "alice",
+            expect: "decryption failed",
+            bytes: mutate(&|b| {
+                let n = b.len() - 20;
+                b[n] ^= 0x40
+            }),
+        },
+        Case {
+            name: "sealed-flipped-seed",
+            key: "alice",
+            expect: "decryption failed",
+            bytes: mutate(&|b| {
+                let n = b.len() - 35;
+                b[n] ^= 1
+            }),
+        },
+        Case {
+            name: "sealed-truncated",
+            key: "alice",
+            expect: "malformed: truncated",
+            bytes: good[..good.len() / 2].to_vec(),
+        },
+        Case {
+            name: "sealed-trailing-in-capsule",
+            key: "alice",
+            expect: "malformed: trailing bytes",
+            bytes: mutate(&|b| b[HEADER + 3] += 1),
+        },
+        Case {
+            name: "sealed-wrong-version",
+            key: "alice",
+            expect: "malformed: unsupported version",
+            bytes: mutate(&|b| b[4] = 2),
+        },
+        Case {
+            name: "sealed-wrong-kind",
+            key: "alice",
+            expect: "malformed: wrong object kind",
+            bytes: mutate(&|b| b[5] = 4),
+        },
+        Case {
+            name: "sealed-policy-not-canonical",
+            key: "alice",
+            expect: "malformed: policy does not parse",
+            bytes: mutate(&|b| b[p] = b'['),
+        },
+        Case {
+            name: "sealed-policy-uppercase-keyword",
+            key: "alice",
+            expect: "malformed: policy is not in canonical form",
+            bytes: mutate(&|b| {
+                let at = p + policy.to_string().find(" or ").unwrap_or(0) + 1;
+                b[at] = b'O';
+            }),
+        },
+        Case {
+            name: "sealed-row-outside-subgroup",
+            key: "alice",
+            expect: "malformed: invalid G1 point (not on the curve or not in the subgroup)",
+            bytes: mutate(&|b| b[rows..rows + 48].copy_from_slice(&g1_outside_subgroup())),
+        },
+        Case {
+            name: "sealed-row-off-curve",
+            key: "alice",
+            expect: "malformed: invalid G1 point (not on the curve or not in the subgroup)",
+            bytes: mutate(&|b| b[rows..rows + 48].copy_from_slice(&g1_off_curve())),
+        },
+        Case {
+            name: "sealed-row-identity",
+            key: "alice",
+            expect: "malformed: identity point",
+            bytes: mutate(&|b| {
+                b[rows..rows + 48].fill(0);
+                b[rows] = 0xc0;
+            }),
+        },
+        Case {
+            name: "sealed-ct0-outside-subgroup",
+            key: "alice",
+            expect: "malformed: invalid G2 point (not on the curve or not in the subgroup)",
+            bytes: mutate(&|b| b[ct0..ct0 + 96].copy_from_slice(&g2_outside_subgroup())),
+        },
+        Case {
+            name: "sealed-row-count-mismatch",
+            key: "alice",
+            expect: "malformed: row count does not match the policy",
+            bytes: mutate(&|b| b[rows - 1] += 1),
+        },
+        Case {
+            name: "sealed-row-swapped",
+            key: "alice",
+            expect: "decryption failed",
+            bytes: mutate(&|b| {
+                let (first, second) = (b[rows..rows + 48].to_vec(), b[rows + 144..rows + 192].to_vec());
+                b[rows..rows + 48].copy_from_slice(&second);
+                b[rows + 144..rows + 192].copy_from_slice(&first);
+            }),
+        },
     ];
     (pk.to_bytes(), alice.to_bytes().to_vec(), bob.to_bytes().to_vec(), cases)
 }
@@ -159,7 +244,8 @@ fn known_answer_files() {
         }
         let text = read(&name);
         let (head, body) = text.split_once("\n\n").unwrap_or_else(|| panic!("{name}: no blank line"));
-        let field = |k: &str| head.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or_default().to_owned();
+        let field =
+            |k: &str| head.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or_default().to_owned();
         let key = if field("key:") == "bob" { &bob } else { &alice };
         assert_eq!(outcome(&pk, key, &unhex(body)), field("expect:"), "{name}");
         checked += 1;

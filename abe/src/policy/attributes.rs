@@ -52,17 +52,13 @@ impl AttributeSet {
             match item {
                 KeyAttribute::Plain(attribute) => {
                     if set.plain.contains(&attribute) {
-                        return Err(Error::InvalidAttributes(format!(
-                            "attribute {attribute} given twice"
-                        )));
+                        return Err(Error::InvalidAttributes(format!("attribute {attribute} given twice")));
                     }
                     set.plain.insert(attribute);
                 }
                 KeyAttribute::Numeric { name, value } => {
                     if set.numeric.contains_key(&name) {
-                        return Err(Error::InvalidAttributes(format!(
-                            "numeric attribute {name} given twice"
-                        )));
+                        return Err(Error::InvalidAttributes(format!("numeric attribute {name} given twice")));
                     }
                     set.numeric.insert(name, value);
                 }
@@ -104,13 +100,7 @@ impl AttributeSet {
     /// Every attribute: plain ones in byte order, then numeric ones in byte order of their names.
     pub fn iter(&self) -> impl Iterator<Item = KeyAttribute> + '_ {
         let plain = self.plain.iter().cloned().map(KeyAttribute::Plain);
-        let numeric = self
-            .numeric
-            .iter()
-            .map(|(name, &value)| KeyAttribute::Numeric {
-                name: name.clone(),
-                value,
-            });
+        let numeric = self.numeric.iter().map(|(name, &value)| KeyAttribute::Numeric { name: name.clone(), value });
         plain.chain(numeric)
     }
 
@@ -136,15 +126,8 @@ fn parse_items(text: &str) -> Result<Vec<KeyAttribute>> {
         let Spanned { token, column } = lexer.next_token()?;
         let name = match token {
             Token::Name(name) => name,
-            Token::Keyword(_) => {
-                return Err(syntax_error(
-                    column,
-                    "keywords must be quoted to be used as attributes",
-                ))
-            }
-            Token::End if !items.is_empty() => {
-                return Err(syntax_error(column, "expected an attribute after `,`"))
-            }
+            Token::Keyword(_) => return Err(syntax_error(column, "keywords must be quoted to be used as attributes")),
+            Token::End if !items.is_empty() => return Err(syntax_error(column, "expected an attribute after `,`")),
             _ => return Err(syntax_error(column, "expected an attribute")),
         };
         if lexer.peek()?.token == Token::Assign {
@@ -164,12 +147,7 @@ fn parse_items(text: &str) -> Result<Vec<KeyAttribute>> {
         match separator.token {
             Token::Comma => {}
             Token::End => return Ok(items),
-            _ => {
-                return Err(syntax_error(
-                    separator.column,
-                    "expected `,`, `=` or end of input",
-                ))
-            }
+            _ => return Err(syntax_error(separator.column, "expected `,`, `=` or end of input")),
         }
     }
 }
@@ -217,10 +195,7 @@ mod tests {
     }
 
     fn numeric(name: &str, value: u32) -> KeyAttribute {
-        KeyAttribute::Numeric {
-            name: attr(name),
-            value,
-        }
+        KeyAttribute::Numeric { name: attr(name), value }
     }
 
     fn invalid(text: &str) -> String {
@@ -241,32 +216,21 @@ mod tests {
         assert_eq!(set.to_string(), "role:operator, site:berlin, level = 5");
         assert_eq!(
             set.iter().collect::<Vec<_>>(),
-            vec![
-                plain("role:operator"),
-                plain("site:berlin"),
-                numeric("level", 5)
-            ]
+            vec![plain("role:operator"), plain("site:berlin"), numeric("level", 5)]
         );
-        assert_eq!(
-            AttributeSet::parse(" site:berlin ,\n level = 005 , role:operator\t"),
-            Ok(set.clone())
-        );
+        assert_eq!(AttributeSet::parse(" site:berlin ,\n level = 005 , role:operator\t"), Ok(set.clone()));
         assert_eq!(AttributeSet::parse(&set.to_string()), Ok(set));
     }
 
     #[test]
     fn quoted_names() {
-        let set =
-            AttributeSet::parse(r#""and", "01" = 1, "münchen", "\x00", "0|1""#).expect("parses");
+        let set = AttributeSet::parse(r#""and", "01" = 1, "münchen", "\x00", "0|1""#).expect("parses");
         assert!(set.contains(&attr("and")));
         assert!(set.contains(&attr("münchen")));
         assert!(set.contains(&Attribute::new([0u8]).expect("valid")));
         assert!(set.contains(&attr("0|1")));
         assert_eq!(set.numeric(&attr("01")), Some(1));
-        assert_eq!(
-            set.to_string(),
-            r#""\x00", "0|1", "and", "m\xc3\xbcnchen", "01" = 1"#
-        );
+        assert_eq!(set.to_string(), r#""\x00", "0|1", "and", "m\xc3\xbcnchen", "01" = 1"#);
         assert_eq!(AttributeSet::parse(&set.to_string()), Ok(set));
     }
 
@@ -293,54 +257,28 @@ mod tests {
         assert_eq!(invalid("a,"), "column 3: expected an attribute after `,`");
         assert_eq!(invalid(",a"), "column 1: expected an attribute");
         assert_eq!(invalid("a,,b"), "column 3: expected an attribute");
-        assert_eq!(
-            invalid("a b"),
-            "column 3: expected `,`, `=` or end of input"
-        );
-        assert_eq!(
-            invalid("a == 3"),
-            "column 3: expected `,`, `=` or end of input"
-        );
+        assert_eq!(invalid("a b"), "column 3: expected `,`, `=` or end of input");
+        assert_eq!(invalid("a == 3"), "column 3: expected `,`, `=` or end of input");
         assert_eq!(invalid("a = b"), "column 5: expected a number");
         assert_eq!(invalid("a ="), "column 4: expected a number");
         assert_eq!(invalid("a = 4294967296"), "column 5: number out of range");
-        assert_eq!(
-            invalid("x, AND"),
-            "column 4: keywords must be quoted to be used as attributes"
-        );
+        assert_eq!(invalid("x, AND"), "column 4: keywords must be quoted to be used as attributes");
         assert_eq!(invalid(r#""""#), "column 1: empty quoted attribute");
         assert_eq!(invalid(r#""\q""#), "column 2: unknown escape `\\q`");
         assert_eq!(invalid("a, b, a"), "attribute a given twice");
         assert_eq!(invalid("n = 1, n = 2"), "numeric attribute n given twice");
         assert_eq!(
             AttributeSet::parse(&format!("\"{}\"", "x".repeat(300))),
-            Err(Error::LimitExceeded {
-                what: Limit::AttributeLength,
-                limit: 256
-            })
+            Err(Error::LimitExceeded { what: Limit::AttributeLength, limit: 256 })
         );
     }
 
     #[test]
     fn limits() {
-        let names = |n: usize| {
-            (0..n)
-                .map(|i| format!("a{i}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        assert_eq!(
-            AttributeSet::parse(&names(MAX_KEY_ATTRIBUTES)).map(|s| s.len()),
-            Ok(MAX_KEY_ATTRIBUTES)
-        );
-        let too_many = Err(Error::LimitExceeded {
-            what: Limit::KeyAttributes,
-            limit: MAX_KEY_ATTRIBUTES,
-        });
-        assert_eq!(
-            AttributeSet::parse(&names(MAX_KEY_ATTRIBUTES + 1)),
-            too_many
-        );
+        let names = |n: usize| (0..n).map(|i| format!("a{i}")).collect::<Vec<_>>().join(",");
+        assert_eq!(AttributeSet::parse(&names(MAX_KEY_ATTRIBUTES)).map(|s| s.len()), Ok(MAX_KEY_ATTRIBUTES));
+        let too_many = Err(Error::LimitExceeded { what: Limit::KeyAttributes, limit: MAX_KEY_ATTRIBUTES });
+        assert_eq!(AttributeSet::parse(&names(MAX_KEY_ATTRIBUTES + 1)), too_many);
         let items = (0..).map(|i| numeric(&format!("n{i}"), i));
         assert_eq!(AttributeSet::new(items), too_many);
     }

@@ -12,9 +12,7 @@ impl Policy {
     pub fn is_satisfied_by(&self, attrs: &AttributeSet) -> bool {
         match self {
             Policy::Attr(attribute) => attrs.contains(attribute),
-            Policy::Compare { name, op, bound } => attrs
-                .numeric(name)
-                .is_some_and(|value| op.holds(value, *bound)),
+            Policy::Compare { name, op, bound } => attrs.numeric(name).is_some_and(|value| op.holds(value, *bound)),
             Policy::And(children) => children.iter().all(|child| child.is_satisfied_by(attrs)),
             Policy::Or(children) => children.iter().any(|child| child.is_satisfied_by(attrs)),
             Policy::Threshold { k, children } => {

@@ -45,7 +45,7 @@ impl Policy {
         if policy.depth() > MAX_POLICY_DEPTH {
             return Err(exceeded(Limit::PolicyDepth, MAX_POLICY_DEPTH));
         }
-        Ok(policy)
+        policy.check_printed_len()
     }
 }
 
@@ -179,21 +179,11 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 fn as_object<'v>(value: &'v Value, what: &str) -> Result<&'v Map<String, Value>> {
-    value.as_object().ok_or_else(|| {
-        json_error(format!(
-            "{what} must be an object, found {}",
-            type_name(value)
-        ))
-    })
+    value.as_object().ok_or_else(|| json_error(format!("{what} must be an object, found {}", type_name(value))))
 }
 
 fn as_str<'v>(value: &'v Value, what: &str) -> Result<&'v str> {
-    value.as_str().ok_or_else(|| {
-        json_error(format!(
-            "{what} must be a string, found {}",
-            type_name(value)
-        ))
-    })
+    value.as_str().ok_or_else(|| json_error(format!("{what} must be a string, found {}", type_name(value))))
 }
 
 /// Checks that every key of `map` is one of `allowed`.
@@ -229,16 +219,10 @@ fn attribute(bytes: Vec<u8>, what: &str) -> Result<Attribute> {
 }
 
 fn compare_op(symbol: &str) -> Result<CompareOp> {
-    [
-        CompareOp::Lt,
-        CompareOp::Le,
-        CompareOp::Gt,
-        CompareOp::Ge,
-        CompareOp::Eq,
-    ]
-    .into_iter()
-    .find(|op| op.symbol() == symbol)
-    .ok_or_else(|| json_error(format!("unknown comparison operator {symbol:?}")))
+    [CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge, CompareOp::Eq]
+        .into_iter()
+        .find(|op| op.symbol() == symbol)
+        .ok_or_else(|| json_error(format!("unknown comparison operator {symbol:?}")))
 }
 
 /// Decoding state: the leaves seen so far.
@@ -265,12 +249,7 @@ impl Decoder {
         let mut entries = map.iter();
         let (key, body) = match (entries.next(), entries.next()) {
             (Some(entry), None) => entry,
-            _ => {
-                return Err(json_error(format!(
-                    "a policy node must have exactly one key, found {}",
-                    map.len()
-                )))
-            }
+            _ => return Err(json_error(format!("a policy node must have exactly one key, found {}", map.len()))),
         };
         match key.as_str() {
             "attr" => {
@@ -292,16 +271,12 @@ impl Decoder {
             "threshold" => {
                 let map = as_object(body, "`threshold`")?;
                 only_keys(map, &["k", "of"], "`threshold`")?;
-                let k = map
-                    .get("k")
-                    .ok_or_else(|| json_error("`threshold` is missing `k`"))?;
+                let k = map.get("k").ok_or_else(|| json_error("`threshold` is missing `k`"))?;
                 let k = k
                     .as_u64()
                     .and_then(|k| usize::try_from(k).ok())
                     .ok_or_else(|| json_error("`threshold.k` must be a non-negative integer"))?;
-                let of = map
-                    .get("of")
-                    .ok_or_else(|| json_error("`threshold` is missing `of`"))?;
+                let of = map.get("of").ok_or_else(|| json_error("`threshold` is missing `of`"))?;
                 Policy::threshold(k, self.children(of, level, "`threshold.of`")?)
             }
             other => Err(json_error(format!("unknown policy node key {other:?}"))),
@@ -310,19 +285,13 @@ impl Decoder {
 
     /// The non-empty child array of a gate at `level`.
     fn children(&mut self, value: &Value, level: usize, what: &str) -> Result<Vec<Policy>> {
-        let items = value.as_array().ok_or_else(|| {
-            json_error(format!(
-                "{what} must be an array, found {}",
-                type_name(value)
-            ))
-        })?;
+        let items = value
+            .as_array()
+            .ok_or_else(|| json_error(format!("{what} must be an array, found {}", type_name(value))))?;
         if items.is_empty() {
             return Err(json_error(format!("{what} has no children")));
         }
-        items
-            .iter()
-            .map(|item| self.node(item, level + 1))
-            .collect()
+        items.iter().map(|item| self.node(item, level + 1)).collect()
     }
 }
 
@@ -331,27 +300,15 @@ fn compare(body: &Value) -> Result<Policy> {
     let map = as_object(body, "`compare`")?;
     only_keys(map, &["name", "name_hex", "op", "value"], "`compare`")?;
     let name = match (map.get("name"), map.get("name_hex")) {
-        (Some(name), None) => attribute(
-            as_str(name, "`compare.name`")?.as_bytes().to_vec(),
-            "`compare.name`",
-        )?,
-        (None, Some(hex)) => attribute(
-            from_hex(as_str(hex, "`compare.name_hex`")?, "`compare.name_hex`")?,
-            "`compare.name_hex`",
-        )?,
-        _ => {
-            return Err(json_error(
-                "`compare` needs exactly one of `name` and `name_hex`",
-            ))
+        (Some(name), None) => attribute(as_str(name, "`compare.name`")?.as_bytes().to_vec(), "`compare.name`")?,
+        (None, Some(hex)) => {
+            attribute(from_hex(as_str(hex, "`compare.name_hex`")?, "`compare.name_hex`")?, "`compare.name_hex`")?
         }
+        _ => return Err(json_error("`compare` needs exactly one of `name` and `name_hex`")),
     };
-    let op = map
-        .get("op")
-        .ok_or_else(|| json_error("`compare` is missing `op`"))?;
+    let op = map.get("op").ok_or_else(|| json_error("`compare` is missing `op`"))?;
     let op = compare_op(as_str(op, "`compare.op`")?)?;
-    let bound = map
-        .get("value")
-        .ok_or_else(|| json_error("`compare` is missing `value`"))?;
+    let bound = map.get("value").ok_or_else(|| json_error("`compare` is missing `value`"))?;
     let bound = bound
         .as_u64()
         .and_then(|v| u32::try_from(v).ok())
@@ -389,22 +346,10 @@ mod tests {
         assert_eq!(parse("role:admin").to_json(), r#"{"attr":"role:admin"}"#);
         assert_eq!(parse(r#""\x00\xff""#).to_json(), r#"{"attr_hex":"00ff"}"#);
         assert_eq!(parse(r#""münchen""#).to_json(), r#"{"attr":"münchen"}"#);
-        assert_eq!(
-            parse("level >= 3").to_json(),
-            r#"{"compare":{"name":"level","op":">=","value":3}}"#
-        );
-        assert_eq!(
-            parse(r#""\xfe" < 4"#).to_json(),
-            r#"{"compare":{"name_hex":"fe","op":"<","value":4}}"#
-        );
-        assert_eq!(
-            parse("a and b").to_json(),
-            r#"{"and":[{"attr":"a"},{"attr":"b"}]}"#
-        );
-        assert_eq!(
-            parse("a or b").to_json(),
-            r#"{"or":[{"attr":"a"},{"attr":"b"}]}"#
-        );
+        assert_eq!(parse("level >= 3").to_json(), r#"{"compare":{"name":"level","op":">=","value":3}}"#);
+        assert_eq!(parse(r#""\xfe" < 4"#).to_json(), r#"{"compare":{"name_hex":"fe","op":"<","value":4}}"#);
+        assert_eq!(parse("a and b").to_json(), r#"{"and":[{"attr":"a"},{"attr":"b"}]}"#);
+        assert_eq!(parse("a or b").to_json(), r#"{"or":[{"attr":"a"},{"attr":"b"}]}"#);
         assert_eq!(
             parse("2 of (a, b, c)").to_json(),
             r#"{"threshold":{"k":2,"of":[{"attr":"a"},{"attr":"b"},{"attr":"c"}]}}"#
@@ -430,18 +375,12 @@ mod tests {
     fn decodes_and_normalises() {
         assert_eq!(Policy::from_json(r#" { "attr" : "a" } "#), Ok(parse("a")));
         assert_eq!(Policy::from_json(r#"{"attr_hex":"6D"}"#), Ok(parse("m")));
-        assert_eq!(
-            Policy::from_json(r#"{"and":[{"attr":"a"}]}"#),
-            Ok(parse("a"))
-        );
+        assert_eq!(Policy::from_json(r#"{"and":[{"attr":"a"}]}"#), Ok(parse("a")));
         assert_eq!(
             Policy::from_json(r#"{"and":[{"attr":"a"},{"and":[{"attr":"b"},{"attr":"c"}]}]}"#),
             Ok(parse("a and b and c"))
         );
-        assert_eq!(
-            Policy::from_json(r#"{"threshold":{"of":[{"attr":"a"},{"attr":"b"}],"k":1}}"#),
-            Ok(parse("a or b"))
-        );
+        assert_eq!(Policy::from_json(r#"{"threshold":{"of":[{"attr":"a"},{"attr":"b"}],"k":1}}"#), Ok(parse("a or b")));
         assert_eq!(
             Policy::from_json(r#"{"threshold":{"k":2,"of":[{"attr":"a"},{"attr":"b"}]}}"#),
             Ok(parse("a and b"))
@@ -456,77 +395,29 @@ mod tests {
     fn rejects_malformed() {
         assert!(json_err("").contains("EOF"));
         assert!(json_err("{\"attr\":\"a\"} x").contains("trailing"));
-        assert_eq!(
-            json_err("[]"),
-            "a policy node must be an object, found an array"
-        );
-        assert_eq!(
-            json_err("{}"),
-            "a policy node must have exactly one key, found 0"
-        );
-        assert_eq!(
-            json_err(r#"{"attr":"a","or":[]}"#),
-            "a policy node must have exactly one key, found 2"
-        );
-        assert_eq!(
-            json_err(r#"{"xor":[]}"#),
-            r#"unknown policy node key "xor""#
-        );
-        assert_eq!(
-            json_err(r#"{"attr":1}"#),
-            "`attr` must be a string, found a number"
-        );
+        assert_eq!(json_err("[]"), "a policy node must be an object, found an array");
+        assert_eq!(json_err("{}"), "a policy node must have exactly one key, found 0");
+        assert_eq!(json_err(r#"{"attr":"a","or":[]}"#), "a policy node must have exactly one key, found 2");
+        assert_eq!(json_err(r#"{"xor":[]}"#), r#"unknown policy node key "xor""#);
+        assert_eq!(json_err(r#"{"attr":1}"#), "`attr` must be a string, found a number");
         assert_eq!(json_err(r#"{"attr":""}"#), "`attr` is empty");
         assert_eq!(json_err(r#"{"attr_hex":""}"#), "`attr_hex` is empty");
-        assert_eq!(
-            json_err(r#"{"attr_hex":"abc"}"#),
-            "`attr_hex` must be an even number of hex digits"
-        );
-        assert_eq!(
-            json_err(r#"{"attr_hex":"zz"}"#),
-            "`attr_hex` must be an even number of hex digits"
-        );
-        assert_eq!(
-            json_err(r#"{"and":{}}"#),
-            "`and` must be an array, found an object"
-        );
+        assert_eq!(json_err(r#"{"attr_hex":"abc"}"#), "`attr_hex` must be an even number of hex digits");
+        assert_eq!(json_err(r#"{"attr_hex":"zz"}"#), "`attr_hex` must be an even number of hex digits");
+        assert_eq!(json_err(r#"{"and":{}}"#), "`and` must be an array, found an object");
         assert_eq!(json_err(r#"{"or":[]}"#), "`or` has no children");
-        assert_eq!(
-            json_err(r#"{"and":[null]}"#),
-            "a policy node must be an object, found null"
-        );
-        assert_eq!(
-            json_err(r#"{"threshold":{"k":1}}"#),
-            "`threshold` is missing `of`"
-        );
-        assert_eq!(
-            json_err(r#"{"threshold":{"of":[]}}"#),
-            "`threshold` is missing `k`"
-        );
-        assert_eq!(
-            json_err(r#"{"threshold":{"k":-1,"of":[]}}"#),
-            "`threshold.k` must be a non-negative integer"
-        );
-        assert_eq!(
-            json_err(r#"{"threshold":{"k":1,"of":[],"x":0}}"#),
-            r#"unknown key "x" in `threshold`"#
-        );
-        assert_eq!(
-            json_err(r#"{"compare":{"name":"a","op":"<"}}"#),
-            "`compare` is missing `value`"
-        );
-        assert_eq!(
-            json_err(r#"{"compare":{"name":"a","value":1}}"#),
-            "`compare` is missing `op`"
-        );
+        assert_eq!(json_err(r#"{"and":[null]}"#), "a policy node must be an object, found null");
+        assert_eq!(json_err(r#"{"threshold":{"k":1}}"#), "`threshold` is missing `of`");
+        assert_eq!(json_err(r#"{"threshold":{"of":[]}}"#), "`threshold` is missing `k`");
+        assert_eq!(json_err(r#"{"threshold":{"k":-1,"of":[]}}"#), "`threshold.k` must be a non-negative integer");
+        assert_eq!(json_err(r#"{"threshold":{"k":1,"of":[],"x":0}}"#), r#"unknown key "x" in `threshold`"#);
+        assert_eq!(json_err(r#"{"compare":{"name":"a","op":"<"}}"#), "`compare` is missing `value`");
+        assert_eq!(json_err(r#"{"compare":{"name":"a","value":1}}"#), "`compare` is missing `op`");
         assert_eq!(
             json_err(r#"{"compare":{"name":"a","name_hex":"61","op":"<","value":1}}"#),
             "`compare` needs exactly one of `name` and `name_hex`"
         );
-        assert_eq!(
-            json_err(r#"{"compare":{"name":"a","op":"!=","value":1}}"#),
-            r#"unknown comparison operator "!=""#
-        );
+        assert_eq!(json_err(r#"{"compare":{"name":"a","op":"!=","value":1}}"#), r#"unknown comparison operator "!=""#);
         assert_eq!(
             json_err(r#"{"compare":{"name":"a","op":"<","value":4294967296}}"#),
             "`compare.value` must be an unsigned 32-bit integer"
@@ -556,40 +447,22 @@ mod tests {
             Policy::from_json(&format!(r#"{{"threshold":{{"k":3,"of":{two}}}}}"#)),
             Err(Error::InvalidThreshold { k: 3, n: 2 })
         );
-        assert_eq!(
-            json_err(r#"{"threshold":{"k":0,"of":[]}}"#),
-            "`threshold.of` has no children"
-        );
+        assert_eq!(json_err(r#"{"threshold":{"k":0,"of":[]}}"#), "`threshold.of` has no children");
     }
 
     #[test]
     fn limits() {
         assert_eq!(limit(&" ".repeat(MAX_JSON_LEN + 1)), Limit::PolicyLength);
-        let nested = |n: usize| {
-            format!(
-                "{}{{\"attr\":\"x\"}}{}",
-                r#"{"and":["#.repeat(n),
-                "]}".repeat(n)
-            )
-        };
-        assert_eq!(
-            Policy::from_json(&nested(MAX_POLICY_DEPTH - 1)),
-            Ok(parse("x"))
-        );
+        let nested = |n: usize| format!("{}{{\"attr\":\"x\"}}{}", r#"{"and":["#.repeat(n), "]}".repeat(n));
+        assert_eq!(Policy::from_json(&nested(MAX_POLICY_DEPTH - 1)), Ok(parse("x")));
         assert_eq!(limit(&nested(MAX_POLICY_DEPTH)), Limit::PolicyDepth);
         let leaves = |n: usize| format!(r#"{{"or":[{}]}}"#, vec![r#"{"attr":"a"}"#; n].join(","));
         assert!(Policy::from_json(&leaves(MAX_POLICY_ROWS)).is_ok());
         assert_eq!(limit(&leaves(MAX_POLICY_ROWS + 1)), Limit::PolicyRows);
         let long = "a".repeat(MAX_ATTRIBUTE_LEN + 1);
+        assert_eq!(limit(&format!(r#"{{"attr":"{long}"}}"#)), Limit::AttributeLength);
         assert_eq!(
-            limit(&format!(r#"{{"attr":"{long}"}}"#)),
-            Limit::AttributeLength
-        );
-        assert_eq!(
-            limit(&format!(
-                r#"{{"attr_hex":"{}"}}"#,
-                "00".repeat(MAX_ATTRIBUTE_LEN + 1)
-            )),
+            limit(&format!(r#"{{"attr_hex":"{}"}}"#, "00".repeat(MAX_ATTRIBUTE_LEN + 1))),
             Limit::AttributeLength
         );
     }

@@ -59,9 +59,7 @@ pub(crate) fn is_bare_continue(b: u8) -> bool {
 pub(crate) fn is_bare_name(bytes: &[u8]) -> bool {
     match bytes.split_first() {
         Some((&first, rest)) => {
-            is_bare_start(first)
-                && rest.iter().all(|&b| is_bare_continue(b))
-                && Keyword::from_word(bytes).is_none()
+            is_bare_start(first) && rest.iter().all(|&b| is_bare_continue(b)) && Keyword::from_word(bytes).is_none()
         }
         None => false,
     }
@@ -118,10 +116,7 @@ pub(crate) struct Spanned {
 
 /// A [`Error::PolicySyntax`] at `column`.
 pub(crate) fn syntax_error(column: usize, reason: impl Into<String>) -> Error {
-    Error::PolicySyntax {
-        column,
-        reason: reason.into(),
-    }
+    Error::PolicySyntax { column, reason: reason.into() }
 }
 
 /// A [`Error::LimitExceeded`] for `what`, whose bound is `limit`.
@@ -140,11 +135,7 @@ pub(crate) struct Lexer<'a> {
 impl<'a> Lexer<'a> {
     /// A lexer at the start of `text`.
     pub(crate) fn new(text: &'a str) -> Self {
-        Lexer {
-            text,
-            pos: 0,
-            peeked: None,
-        }
+        Lexer { text, pos: 0, peeked: None }
     }
 
     /// The next token, without consuming it.
@@ -184,10 +175,7 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         let column = start + 1;
         let Some(first) = self.byte(start) else {
-            return Ok(Spanned {
-                token: Token::End,
-                column,
-            });
+            return Ok(Spanned { token: Token::End, column });
         };
         let followed_by_eq = self.byte(start + 1) == Some(b'=');
         let (token, len) = match first {
@@ -205,10 +193,7 @@ impl<'a> Lexer<'a> {
             b if is_bare_start(b) => self.bare(start)?,
             _ => {
                 let found = self.char_at(start);
-                return Err(syntax_error(
-                    column,
-                    format!("unexpected character `{found}`"),
-                ));
+                return Err(syntax_error(column, format!("unexpected character `{found}`")));
             }
         };
         self.pos = start + len;
@@ -240,9 +225,7 @@ impl<'a> Lexer<'a> {
         let digits = rest.get(..len).unwrap_or_default();
         let value = digits
             .iter()
-            .try_fold(0u32, |acc, &d| {
-                acc.checked_mul(10)?.checked_add(u32::from(d - b'0'))
-            })
+            .try_fold(0u32, |acc, &d| acc.checked_mul(10)?.checked_add(u32::from(d - b'0')))
             .ok_or_else(|| syntax_error(column, "number out of range"))?;
         Ok((Token::Number(value), len))
     }
@@ -264,10 +247,7 @@ impl<'a> Lexer<'a> {
                     at += len;
                 }
                 0x00..=0x1f | 0x7f => {
-                    return Err(syntax_error(
-                        at + 1,
-                        "control character in quoted attribute (write it as `\\xHH`)",
-                    ));
+                    return Err(syntax_error(at + 1, "control character in quoted attribute (write it as `\\xHH`)"));
                 }
                 _ => {
                     out.push(b);
@@ -295,10 +275,7 @@ impl<'a> Lexer<'a> {
                 match (hex(at + 2), hex(at + 3)) {
                     // Both digits are below 16, so the value fits a byte.
                     (Some(hi), Some(lo)) => Ok((((hi << 4) | lo) as u8, 4)),
-                    _ => Err(syntax_error(
-                        column,
-                        "`\\x` must be followed by two hex digits",
-                    )),
+                    _ => Err(syntax_error(column, "`\\x` must be followed by two hex digits")),
                 }
             }
             Some(_) => {
@@ -384,14 +361,8 @@ impl Parser<'_> {
             Token::Number(k) => self.threshold(k, column, depth),
             Token::Name(name) => self.leaf(name),
             Token::End => Err(syntax_error(column, "unexpected end of input")),
-            Token::Keyword(keyword) => Err(syntax_error(
-                column,
-                format!("unexpected keyword `{}`", keyword.text()),
-            )),
-            other => Err(syntax_error(
-                column,
-                format!("unexpected {}", other.describe()),
-            )),
+            Token::Keyword(keyword) => Err(syntax_error(column, format!("unexpected keyword `{}`", keyword.text()))),
+            other => Err(syntax_error(column, format!("unexpected {}", other.describe()))),
         }
     }
 
@@ -438,33 +409,34 @@ impl Policy {
     /// # Errors
     /// [`Error::PolicySyntax`] with the 1-based byte column of the offending token;
     /// [`Error::InvalidThreshold`] for `k of (...)` with `k` zero or above the number of children;
-    /// [`Error::LimitExceeded`] for text longer than [`MAX_POLICY_LEN`] bytes, nesting deeper than
+    /// [`Error::LimitExceeded`] for text (or its canonical printing) longer than [`MAX_POLICY_LEN`] bytes, nesting deeper than
     /// [`MAX_POLICY_DEPTH`] (parentheses or gates), more than [`MAX_POLICY_ROWS`] leaves, or an attribute longer
     /// than [`MAX_ATTRIBUTE_LEN`] bytes.
     pub fn parse(text: &str) -> Result<Policy> {
         if text.len() > MAX_POLICY_LEN {
             return Err(exceeded(Limit::PolicyLength, MAX_POLICY_LEN));
         }
-        let mut parser = Parser {
-            lexer: Lexer::new(text),
-            leaves: 0,
-        };
+        let mut parser = Parser { lexer: Lexer::new(text), leaves: 0 };
         let policy = parser.or_expr(0)?;
         let end = parser.lexer.next_token()?;
         match end.token {
             Token::End => {}
             Token::RParen => return Err(syntax_error(end.column, "unmatched `)`")),
-            _ => {
-                return Err(syntax_error(
-                    end.column,
-                    "expected `and`, `or` or end of input",
-                ))
-            }
+            _ => return Err(syntax_error(end.column, "expected `and`, `or` or end of input")),
         }
         if policy.depth() > MAX_POLICY_DEPTH {
             return Err(exceeded(Limit::PolicyDepth, MAX_POLICY_DEPTH));
         }
-        Ok(policy)
+        policy.check_printed_len()
+    }
+
+    /// The canonical printing escapes non-ASCII bytes (1 byte → 4), so it can outgrow accepted input: the bound
+    /// is on the printed form too, or `parse(print(p))` and capsule decoding would refuse what was accepted.
+    pub(crate) fn check_printed_len(self) -> Result<Policy> {
+        if self.to_string().len() > MAX_POLICY_LEN {
+            return Err(exceeded(Limit::PolicyLength, MAX_POLICY_LEN));
+        }
+        Ok(self)
     }
 }
 
@@ -503,10 +475,7 @@ mod tests {
     /// Asserts that each text fails with a syntax error at the given column with the given reason.
     fn assert_syntax_errors(cases: &[(&str, usize, &str)]) {
         for &(text, column, reason) in cases {
-            let expected = Err(Error::PolicySyntax {
-                column,
-                reason: reason.into(),
-            });
+            let expected = Err(Error::PolicySyntax { column, reason: reason.into() });
             assert_eq!(Policy::parse(text), expected, "{text:?}");
         }
     }
@@ -516,21 +485,12 @@ mod tests {
         let ops = || attr("dept:ops");
         let operator = Policy::And(vec![attr("role:operator"), attr("site:berlin")]);
         let cases = [
-            (
-                "(role:operator and site:berlin) or role:admin",
-                Policy::Or(vec![operator, attr("role:admin")]),
-            ),
+            ("(role:operator and site:berlin) or role:admin", Policy::Or(vec![operator, attr("role:admin")])),
             (
                 "2 of (dept:ops, dept:sec, clearance:high)",
-                Policy::Threshold {
-                    k: 2,
-                    children: vec![ops(), attr("dept:sec"), attr("clearance:high")],
-                },
+                Policy::Threshold { k: 2, children: vec![ops(), attr("dept:sec"), attr("clearance:high")] },
             ),
-            (
-                "level >= 3 and zone:eu",
-                Policy::And(vec![compare("level", CompareOp::Ge, 3), attr("zone:eu")]),
-            ),
+            ("level >= 3 and zone:eu", Policy::And(vec![compare("level", CompareOp::Ge, 3), attr("zone:eu")])),
             (
                 r#""quoted attribute with spaces" or "\x00\xff raw bytes""#,
                 Policy::Or(vec![
@@ -549,10 +509,7 @@ mod tests {
         let (a, b, c, d) = (attr("a"), attr("b"), attr("c"), attr("d"));
         let ab = Policy::And(vec![a.clone(), b.clone()]);
         let cd = Policy::And(vec![c.clone(), d.clone()]);
-        assert_eq!(
-            parse("a and b or c and d"),
-            Policy::Or(vec![ab.clone(), cd])
-        );
+        assert_eq!(parse("a and b or c and d"), Policy::Or(vec![ab.clone(), cd]));
         let all = Policy::And(vec![a.clone(), b.clone(), c.clone()]);
         let any = Policy::Or(vec![a.clone(), b.clone(), c.clone(), d.clone()]);
         for (text, expected) in [
@@ -569,31 +526,19 @@ mod tests {
             assert_eq!(&parse(text), expected, "{text}");
         }
         assert_eq!(parse("1 of (a, b)"), parse("a or b"));
-        assert_eq!(
-            parse("007 of (a, b, c, d, e, f, g)"),
-            parse("a and b and c and d and e and f and g")
-        );
+        assert_eq!(parse("007 of (a, b, c, d, e, f, g)"), parse("a and b and c and d and e and f and g"));
         let children = vec![ab, c, Policy::Or(vec![d, attr("e")])];
-        assert_eq!(
-            parse("2 of (a and b, c, 1 of (d, e))"),
-            Policy::Threshold { k: 2, children }
-        );
+        assert_eq!(parse("2 of (a and b, c, 1 of (d, e))"), Policy::Threshold { k: 2, children });
     }
 
     #[test]
     fn keywords_any_case_and_quoted() {
         assert_eq!(parse("a AND b Or c"), parse("a and b or c"));
         assert_eq!(parse("2 OF (a, b, c)"), parse("2 of (a, b, c)"));
-        assert_eq!(
-            parse(r#""and" or "OR""#),
-            Policy::Or(vec![attr("and"), attr("OR")])
-        );
+        assert_eq!(parse(r#""and" or "OR""#), Policy::Or(vec![attr("and"), attr("OR")]));
         assert_eq!(parse(r#""Of" >= 2"#), compare("Of", CompareOp::Ge, 2));
         // Words that merely start with a keyword are names.
-        assert_eq!(
-            parse("android or order"),
-            Policy::Or(vec![attr("android"), attr("order")])
-        );
+        assert_eq!(parse("android or order"), Policy::Or(vec![attr("android"), attr("order")]));
         assert_syntax_errors(&[
             ("a or and", 6, "unexpected keyword `and`"),
             ("Of", 1, "unexpected keyword `of`"),
@@ -614,11 +559,7 @@ mod tests {
             (r#""role:admin""#, b"role:admin"),
             ("_x.y-z/w@v:1", b"_x.y-z/w@v:1"),
         ] {
-            assert_eq!(
-                parse(text),
-                Policy::Attr(Attribute::new(bytes).expect("valid")),
-                "{text}"
-            );
+            assert_eq!(parse(text), Policy::Attr(Attribute::new(bytes).expect("valid")), "{text}");
         }
         assert_syntax_errors(&[
             (r#"a or """#, 6, "empty quoted attribute"),
@@ -641,10 +582,7 @@ mod tests {
         ] {
             assert_eq!(parse(text), compare("level", op, 3), "{text}");
         }
-        assert_eq!(
-            parse("level <= 4294967295"),
-            compare("level", CompareOp::Le, u32::MAX)
-        );
+        assert_eq!(parse("level <= 4294967295"), compare("level", CompareOp::Le, u32::MAX));
         assert_syntax_errors(&[
             ("level <= 4294967296", 10, "number out of range"),
             ("level = 3", 7, "expected `==`"),
@@ -687,16 +625,8 @@ mod tests {
 
     #[test]
     fn invalid_thresholds() {
-        for (text, k, n) in [
-            ("0 of (a)", 0, 1),
-            ("3 of (a, b)", 3, 2),
-            ("a and 0 of (a, b)", 0, 2),
-        ] {
-            assert_eq!(
-                Policy::parse(text),
-                Err(Error::InvalidThreshold { k, n }),
-                "{text}"
-            );
+        for (text, k, n) in [("0 of (a)", 0, 1), ("3 of (a, b)", 3, 2), ("a and 0 of (a, b)", 0, 2)] {
+            assert_eq!(Policy::parse(text), Err(Error::InvalidThreshold { k, n }), "{text}");
         }
     }
 
@@ -704,14 +634,8 @@ mod tests {
     fn limits() {
         assert_eq!(limit(&"a".repeat(MAX_POLICY_LEN + 1)), Limit::PolicyLength);
         assert_eq!(limit(&"(".repeat(100_000)), Limit::PolicyLength);
-        assert_eq!(
-            limit(&format!("{}a", "(".repeat(10_000))),
-            Limit::PolicyDepth
-        );
-        assert_eq!(
-            limit(&format!("{}a", "(".repeat(MAX_POLICY_LEN - 1))),
-            Limit::PolicyDepth
-        );
+        assert_eq!(limit(&format!("{}a", "(".repeat(10_000))), Limit::PolicyDepth);
+        assert_eq!(limit(&format!("{}a", "(".repeat(MAX_POLICY_LEN - 1))), Limit::PolicyDepth);
         let nested = |n: usize| format!("{}a{}", "(".repeat(n), ")".repeat(n));
         assert_eq!(parse(&nested(MAX_POLICY_DEPTH)), attr("a"));
         assert_eq!(limit(&nested(MAX_POLICY_DEPTH + 1)), Limit::PolicyDepth);

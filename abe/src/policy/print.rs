@@ -77,11 +77,7 @@ mod tests {
     fn canonical(text: &str) -> String {
         let policy = Policy::parse(text).unwrap_or_else(|e| panic!("{text:?} should parse: {e}"));
         let printed = policy.to_string();
-        assert_eq!(
-            Policy::parse(&printed),
-            Ok(policy),
-            "round trip of {printed:?}"
-        );
+        assert_eq!(Policy::parse(&printed), Ok(policy), "round trip of {printed:?}");
         printed
     }
 
@@ -102,10 +98,7 @@ mod tests {
         assert_eq!(name("münchen".as_bytes()), r#""m\xc3\xbcnchen""#);
         assert_eq!(name(b"\x00"), r#""\x00""#);
         assert_eq!(name(b"\x7f\xff\t"), r#""\x7f\xff\x09""#);
-        assert_eq!(
-            format!("{:?}", Attribute::new("x y").expect("valid")),
-            r#"Attribute("x y")"#
-        );
+        assert_eq!(format!("{:?}", Attribute::new("x y").expect("valid")), r#"Attribute("x y")"#);
     }
 
     #[test]
@@ -114,19 +107,13 @@ mod tests {
             canonical("( role:operator AND site:berlin )OR role:admin"),
             "(role:operator and site:berlin) or role:admin"
         );
-        assert_eq!(
-            canonical("2 OF(dept:ops,dept:sec,clearance:high)"),
-            "2 of (dept:ops, dept:sec, clearance:high)"
-        );
+        assert_eq!(canonical("2 OF(dept:ops,dept:sec,clearance:high)"), "2 of (dept:ops, dept:sec, clearance:high)");
         assert_eq!(canonical("level>=3 and zone:eu"), "level >= 3 and zone:eu");
         assert_eq!(canonical("a and (b and c)"), "a and b and c");
         assert_eq!(canonical("a or (b and c)"), "a or (b and c)");
         assert_eq!(canonical("a and (b or c)"), "a and (b or c)");
         assert_eq!(canonical("a and 2 of (b, c, d)"), "a and (2 of (b, c, d))");
-        assert_eq!(
-            canonical("2 of ((a and b), (c or d), 2 of (e, f, g))"),
-            "2 of (a and b, c or d, 2 of (e, f, g))"
-        );
+        assert_eq!(canonical("2 of ((a and b), (c or d), 2 of (e, f, g))"), "2 of (a and b, c or d, 2 of (e, f, g))");
         assert_eq!(canonical("1 of (a, b)"), "a or b");
         assert_eq!(canonical("001 of (a)"), "a");
         assert_eq!(canonical("\"and\" <= 0007"), "\"and\" <= 7");
@@ -134,19 +121,12 @@ mod tests {
             canonical("\"x y\" < 1 or \"\\x00\\xFF\" == 4294967295"),
             "\"x y\" < 1 or \"\\x00\\xff\" == 4294967295"
         );
-        assert_eq!(
-            canonical(r#""münchen" or "0|1""#),
-            r#""m\xc3\xbcnchen" or "0|1""#
-        );
+        assert_eq!(canonical(r#""münchen" or "0|1""#), r#""m\xc3\xbcnchen" or "0|1""#);
     }
 
     #[test]
     fn printing_compare() {
-        let policy = Policy::Compare {
-            name: Attribute::new("n").expect("valid"),
-            op: CompareOp::Lt,
-            bound: 0,
-        };
+        let policy = Policy::Compare { name: Attribute::new("n").expect("valid"), op: CompareOp::Lt, bound: 0 };
         assert_eq!(policy.to_string(), "n < 0");
     }
 }

@@ -7,22 +7,14 @@ use proptest::sample::{select, subsequence};
 use smqtt_abe::policy::{Attribute, AttributeSet, CompareOp, KeyAttribute, Policy};
 
 /// Plain attributes of [`arb_policy`] and [`arb_attribute_set`].
-pub const PLAIN_NAMES: [&str; 12] = [
-    "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11",
-];
+pub const PLAIN_NAMES: [&str; 12] = ["a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11"];
 /// Numeric attribute names of [`arb_policy`] and [`arb_attribute_set`].
 pub const NUMERIC_NAMES: [&str; 3] = ["n0", "n1", "n2"];
 /// At most this many leaves in an [`arb_policy`].
 pub const MAX_LEAVES: usize = 12;
 
 /// All comparison operators.
-pub const OPERATORS: [CompareOp; 5] = [
-    CompareOp::Lt,
-    CompareOp::Le,
-    CompareOp::Gt,
-    CompareOp::Ge,
-    CompareOp::Eq,
-];
+pub const OPERATORS: [CompareOp; 5] = [CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge, CompareOp::Eq];
 
 /// An attribute from a name known to be valid.
 pub fn attribute(name: &str) -> Attribute {
@@ -52,11 +44,7 @@ impl Shape {
     /// The shape cut down to at most `budget` (>= 1) leaves, keeping at least two children per gate.
     fn trim(&self, budget: usize) -> Shape {
         match self {
-            Shape::Gate {
-                kind,
-                k_seed,
-                children,
-            } if budget >= 2 => {
+            Shape::Gate { kind, k_seed, children } if budget >= 2 => {
                 let keep = children.len().min(budget);
                 let mut left = budget;
                 let mut kept = Vec::with_capacity(keep);
@@ -66,11 +54,7 @@ impl Shape {
                     left -= child.leaves();
                     kept.push(child);
                 }
-                Shape::Gate {
-                    kind: *kind,
-                    k_seed: *k_seed,
-                    children: kept,
-                }
+                Shape::Gate { kind: *kind, k_seed: *k_seed, children: kept }
             }
             _ => Shape::Leaf,
         }
@@ -101,16 +85,10 @@ impl Leaves {
         self.used += 1;
         if numeric {
             if let Some((name, op, bound)) = self.numeric.pop() {
-                return Policy::Compare {
-                    name: attribute(name),
-                    op,
-                    bound,
-                };
+                return Policy::Compare { name: attribute(name), op, bound };
             }
         }
-        Policy::Attr(attribute(
-            self.plain.pop().expect("no more leaves than plain names"),
-        ))
+        Policy::Attr(attribute(self.plain.pop().expect("no more leaves than plain names")))
     }
 }
 
@@ -130,11 +108,7 @@ fn gate(kind: u8, k_seed: u8, children: Vec<Policy>) -> Policy {
 fn build(shape: &Shape, leaves: &mut Leaves) -> Policy {
     match shape {
         Shape::Leaf => leaves.next(),
-        Shape::Gate {
-            kind,
-            k_seed,
-            children,
-        } => {
+        Shape::Gate { kind, k_seed, children } => {
             let children = children.iter().map(|child| build(child, leaves)).collect();
             gate(*kind, *k_seed, children)
         }
@@ -159,27 +133,13 @@ pub fn arb_policy(max_depth: u32) -> impl Strategy<Value = Policy> {
     let numeric_names = Just(NUMERIC_NAMES.to_vec()).prop_shuffle();
     let bounds = vec(arb_comparison_bound(), NUMERIC_NAMES.len());
     let wants_numeric = vec(prop::bool::weighted(0.25), MAX_LEAVES);
-    (
-        arb_shape(max_depth),
-        plain,
-        numeric_names,
-        bounds,
-        wants_numeric,
-    )
-        .prop_map(|(shape, plain, numeric_names, bounds, wants_numeric)| {
-            let numeric = numeric_names
-                .into_iter()
-                .zip(bounds)
-                .map(|(name, (op, bound))| (name, op, bound))
-                .collect();
-            let mut leaves = Leaves {
-                plain,
-                numeric,
-                wants_numeric,
-                used: 0,
-            };
+    (arb_shape(max_depth), plain, numeric_names, bounds, wants_numeric).prop_map(
+        |(shape, plain, numeric_names, bounds, wants_numeric)| {
+            let numeric = numeric_names.into_iter().zip(bounds).map(|(name, (op, bound))| (name, op, bound)).collect();
+            let mut leaves = Leaves { plain, numeric, wants_numeric, used: 0 };
             build(&shape.trim(MAX_LEAVES), &mut leaves)
-        })
+        },
+    )
 }
 
 /// A random subset of [`PLAIN_NAMES`] plus optional values in `0..=24` for each of [`NUMERIC_NAMES`].
@@ -187,18 +147,11 @@ pub fn arb_attribute_set() -> impl Strategy<Value = AttributeSet> {
     let plain = subsequence(PLAIN_NAMES.to_vec(), 0..=PLAIN_NAMES.len());
     let numeric = vec(proptest::option::of(0u32..=24), NUMERIC_NAMES.len());
     (plain, numeric).prop_map(|(plain, numeric)| {
-        let plain = plain
-            .into_iter()
-            .map(|name| KeyAttribute::Plain(attribute(name)));
+        let plain = plain.into_iter().map(|name| KeyAttribute::Plain(attribute(name)));
         let numeric = NUMERIC_NAMES
             .iter()
             .zip(numeric)
-            .filter_map(|(name, value)| {
-                Some(KeyAttribute::Numeric {
-                    name: attribute(name),
-                    value: value?,
-                })
-            });
+            .filter_map(|(name, value)| Some(KeyAttribute::Numeric { name: attribute(name), value: value? }));
         AttributeSet::new(plain.chain(numeric)).expect("distinct names")
     })
 }
@@ -207,8 +160,8 @@ pub fn arb_attribute_set() -> impl Strategy<Value = AttributeSet> {
 /// bytes (often not UTF-8) and random Unicode.
 pub fn arb_attribute_any() -> impl Strategy<Value = Attribute> {
     let special = select(vec![
-        "and", "AND", "Or", "oF", "of", "0", "01", "0|1", "münchen", "\u{0}", "a b", "\"", "\\",
-        "\\x00", "()", "a,b", "x>=1", "\u{7f}", "\u{feff}",
+        "and", "AND", "Or", "oF", "of", "0", "01", "0|1", "münchen", "\u{0}", "a b", "\"", "\\", "\\x00", "()", "a,b",
+        "x>=1", "\u{7f}", "\u{feff}",
     ]);
     prop_oneof![
         "[a-zA-Z_][a-zA-Z0-9_:./@-]{0,12}".prop_map(String::into_bytes),
@@ -223,18 +176,14 @@ pub fn arb_attribute_any() -> impl Strategy<Value = Attribute> {
 /// Like [`arb_policy`]`(4)` but with [`arb_attribute_any`] names, any bounds, and repeats allowed: for syntax
 /// round trips, not for encryption.
 pub fn arb_policy_any() -> impl Strategy<Value = Policy> {
-    let leaf = prop_oneof![
-        arb_attribute_any().prop_map(Policy::Attr),
-        (
-            arb_attribute_any(),
-            select(OPERATORS.to_vec()),
-            any::<u32>()
-        )
-            .prop_map(|(name, op, bound)| Policy::Compare { name, op, bound }),
-    ];
+    let leaf =
+        prop_oneof![
+            arb_attribute_any().prop_map(Policy::Attr),
+            (arb_attribute_any(), select(OPERATORS.to_vec()), any::<u32>())
+                .prop_map(|(name, op, bound)| Policy::Compare { name, op, bound }),
+        ];
     leaf.prop_recursive(4, 32, 4, |inner| {
-        (0u8..3, any::<u8>(), vec(inner, 2..=4))
-            .prop_map(|(kind, k_seed, children)| gate(kind, k_seed, children))
+        (0u8..3, any::<u8>(), vec(inner, 2..=4)).prop_map(|(kind, k_seed, children)| gate(kind, k_seed, children))
     })
 }
 
@@ -244,9 +193,7 @@ pub fn arb_attribute_set_any() -> impl Strategy<Value = AttributeSet> {
     let numeric = proptest::collection::btree_map(arb_attribute_any(), any::<u32>(), 0..8);
     (plain, numeric).prop_map(|(plain, numeric)| {
         let plain = plain.into_iter().map(KeyAttribute::Plain);
-        let numeric = numeric
-            .into_iter()
-            .map(|(name, value)| KeyAttribute::Numeric { name, value });
+        let numeric = numeric.into_iter().map(|(name, value)| KeyAttribute::Numeric { name, value });
         AttributeSet::new(plain.chain(numeric)).expect("distinct names")
     })
 }
