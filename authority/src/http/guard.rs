@@ -1,0 +1,152 @@
+//! Per-client rate limiting (token bucket per remote address) and request metrics, as middleware.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::AppState;
+
+/// Most client addresses tracked at once; past this the table is cleared (bounded memory under address floods).
+const MAX_TRACKED_CLIENTS: usize = 10_000;
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Token buckets per client address.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl RateLimiter {
+    /// `rate` requests per second sustained, `burst` at once; a rate of 0 allows everything.
+    pub fn new(rate: u32, burst: u32) -> RateLimiter {
+        RateLimiter { rate: f64::from(rate), burst: f64::from(burst.max(1)), buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one token for `client`; false when it has none left.
+    pub fn allow(&self, client: IpAddr) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        let Ok(mut buckets) = self.buckets.lock() else { return false };
+        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&client) {
+            buckets.clear();
+        }
+        let now = Instant::now();
+        let bucket = buckets.entry(client).or_insert(Bucket { tokens: self.burst, last: now });
+        let refill = now.duration_since(bucket.last).as_secs_f64() * self.rate;
+        bucket.tokens = (bucket.tokens + refill).min(self.burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Middleware: 429 with a JSON error once a client address exhausts its bucket.
+pub(super) async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ConnectInfo(addr)| addr.ip());
+    if !state.limiter.allow(client) {
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// Request counters by route and status, rendered in the Prometheus text format.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<HashMap<(String, String, u16), u64>>,
+    latency_micros: Mutex<HashMap<String, (u64, u64)>>,
+    keys_issued: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one issued key.
+    pub fn key_issued(&self) {
+        self.keys_issued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record(&self, route: &str, method: &str, status: u16, micros: u64) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry((route.to_owned(), method.to_owned(), status)).or_insert(0) += 1;
+        }
+        if let Ok(mut latency) = self.latency_micros.lock() {
+            let slot = latency.entry(route.to_owned()).or_insert((0, 0));
+            slot.0 += micros;
+            slot.1 += 1;
+        }
+    }
+
+    /// The Prometheus exposition, with `epoch` as a gauge.
+    pub fn render(&self, epoch: Option<u64>) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP smqtt_authority_requests_total HTTP requests by route, method and status.\n");
+        out.push_str("# TYPE smqtt_authority_requests_total counter\n");
+        if let Ok(requests) = self.requests.lock() {
+            let mut rows: Vec<_> = requests.iter().collect();
+            rows.sort();
+            for ((route, method, status), count) in rows {
+                let _ = writeln!(
+                    out,
+                    "smqtt_authority_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
+                );
+            }
+        }
+        out.push_str("# HELP smqtt_authority_request_seconds Time spent answering, by route.\n");
+        out.push_str("# TYPE smqtt_authority_request_seconds summary\n");
+        if let Ok(latency) = self.latency_micros.lock() {
+            let mut rows: Vec<_> = latency.iter().collect();
+            rows.sort();
+            for (route, (sum, count)) in rows {
+                let _ = writeln!(out, "smqtt_authority_request_seconds_sum{{route=\"{route}\"}} {}", *sum as f64 / 1e6);
+                let _ = writeln!(out, "smqtt_authority_request_seconds_count{{route=\"{route}\"}} {count}");
+            }
+        }
+        out.push_str("# HELP smqtt_authority_keys_issued_total Attribute keys issued.\n");
+        out.push_str("# TYPE smqtt_authority_keys_issued_total counter\n");
+        let _ = writeln!(out, "smqtt_authority_keys_issued_total {}", self.keys_issued.load(Ordering::Relaxed));
+        if let Some(epoch) = epoch {
+            out.push_str("# HELP smqtt_authority_epoch The current epoch.\n# TYPE smqtt_authority_epoch gauge\n");
+            let _ = writeln!(out, "smqtt_authority_epoch {epoch}");
+        }
+        out
+    }
+}
+
+/// Middleware: counts every answer by matched route (unmatched paths count as `other`, so that scanning random
+/// paths cannot grow the table).
+pub(super) async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("other", MatchedPath::as_str).to_owned();
+    let method = match request.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS") => m,
+        _ => "other",
+    }
+    .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    state.metrics.record(&route, &method, response.status().as_u16(), micros);
+    response
+}

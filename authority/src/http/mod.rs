@@ -1,0 +1,262 @@
+//! The HTTP API: [`router`] builds it over an [`Authority`]; [`serve`] runs it on a listener.
+
+mod error;
+mod extract;
+mod guard;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use smqtt_authority_api::{
+    AuditLog, AuditVerification, DeviceList, EnrollRequest, KeyRequestBody, NewDevice, RotateRequest,
+};
+
+pub use error::ApiError;
+use extract::{Admin, ApiJson};
+pub use guard::{Metrics, RateLimiter};
+
+use crate::service::Authority;
+
+/// The OpenAPI 3.1 document of this API (checked against the routes by the tests).
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Shared state of the handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    authority: Arc<Authority>,
+    metrics: Arc<Metrics>,
+    limiter: Arc<RateLimiter>,
+}
+
+impl AppState {
+    /// State over `authority`, with the rate limits of its configuration.
+    pub fn new(authority: Arc<Authority>) -> AppState {
+        let limits = &authority.config().limits;
+        let limiter = Arc::new(RateLimiter::new(limits.rate_per_sec, limits.rate_burst));
+        AppState { authority, metrics: Arc::new(Metrics::default()), limiter }
+    }
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Runs `work` on the blocking pool (database, pairings): the async workers stay free.
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&Authority) -> crate::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let authority = state.authority.clone();
+    match tokio::task::spawn_blocking(move || work(&authority)).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(_) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")),
+    }
+}
+
+/// The whole API over `state`, with body limit, timeout, rate limit and metrics.
+pub fn router(state: AppState) -> Router {
+    let limits = state.authority.config().limits.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/params", get(params))
+        .route("/v1/epoch", get(epoch))
+        .route("/v1/epoch/rotate", post(rotate))
+        .route("/v1/devices", get(list_devices).post(add_device))
+        .route("/v1/devices/{id}", get(show_device))
+        .route("/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/v1/enroll", post(enroll))
+        .route("/v1/keys", post(issue_key))
+        .route("/v1/audit", get(audit))
+        .route("/v1/audit/verify", get(audit_verify))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::rate_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), guard::track))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_secs),
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let epoch = blocking(&state, |a| a.epoch()).await?;
+    Ok(Json(serde_json::json!({ "status": "ok", "epoch": epoch.epoch })))
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let epoch = blocking(&state, |a| a.epoch()).await.ok().map(|e| e.epoch);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(epoch)).into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn params(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(blocking(&state, |a| a.params()).await?))
+}
+
+async fn epoch(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(blocking(&state, |a| a.epoch()).await?))
+}
+
+async fn rotate(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiJson(body): ApiJson<RotateRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(blocking(&state, move |a| a.rotate(&actor, body.reason.as_deref(), now_unix())).await?))
+}
+
+async fn list_devices(State(state): State<AppState>, Admin(_): Admin) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(DeviceList { devices: blocking(&state, |a| a.devices()).await? }))
+}
+
+async fn add_device(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiJson(body): ApiJson<NewDevice>,
+) -> Result<impl IntoResponse, ApiError> {
+    let created = blocking(&state, move |a| a.add_device(&actor, &body, now_unix())).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn show_device(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(blocking(&state, move |a| a.device(&id)).await?))
+}
+
+async fn revoke_device(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(blocking(&state, move |a| a.revoke(&actor, &id, now_unix())).await?))
+}
+
+async fn enroll(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EnrollRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(blocking(&state, move |a| a.enroll(&body, now_unix())).await?))
+}
+
+async fn issue_key(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<KeyRequestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let issued = blocking(&state, move |a| a.issue_key(&body, now_unix())).await?;
+    state.metrics.key_issued();
+    Ok(Json(issued))
+}
+
+fn query_limit(query: Option<&str>) -> Result<u32, ApiError> {
+    let Some(query) = query else { return Ok(100) };
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("limit=") {
+            return value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=10_000).contains(n))
+                .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "limit must be 1..=10000"));
+        }
+    }
+    Ok(100)
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = query_limit(query.as_deref())?;
+    Ok(Json(AuditLog { entries: blocking(&state, move |a| a.audit(limit)).await? }))
+}
+
+async fn audit_verify(State(state): State<AppState>, Admin(_): Admin) -> Result<impl IntoResponse, ApiError> {
+    let v = blocking(&state, |a| a.audit_verify()).await?;
+    Ok(Json(AuditVerification { ok: v.problem.is_none(), entries: v.entries, problem: v.problem }))
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, running the periodic epoch rotation alongside.
+///
+/// # Errors
+/// [`crate::Error::Io`] if the server fails.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::Result<()> {
+    let scheduler = tokio::spawn(rotation_scheduler(state.authority.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    scheduler.abort();
+    result.map_err(|e| crate::Error::Io { path: "listener".into(), message: e.to_string() })
+}
+
+/// Like [`serve`], over TLS with the PEM certificate chain and private key in `tls` (rustls, TLS 1.2/1.3).
+///
+/// # Errors
+/// [`crate::Error::Config`] for unusable PEM files, [`crate::Error::Io`] if the server fails.
+pub async fn serve_tls(
+    state: AppState,
+    listener: std::net::TcpListener,
+    tls: &crate::TlsConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> crate::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+        .await
+        .map_err(|e| crate::Error::Config(format!("TLS certificate or key unusable: {e}")))?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
+    });
+    let scheduler = tokio::spawn(rotation_scheduler(state.authority.clone()));
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = axum_server::from_tcp_rustls(listener, config)
+        .map_err(|e| crate::Error::Io { path: "listener".into(), message: e.to_string() })?;
+    let result = server.handle(handle).serve(app).await;
+    scheduler.abort();
+    result.map_err(|e| crate::Error::Io { path: "listener".into(), message: e.to_string() })
+}
+
+async fn rotation_scheduler(authority: Arc<Authority>) {
+    if authority.config().epochs.rotation_interval_secs == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let authority = authority.clone();
+        match tokio::task::spawn_blocking(move || authority.rotate_if_due(now_unix())).await {
+            Ok(Ok(Some(epoch))) => tracing::info!(epoch = epoch.epoch, "epoch rotated (periodic)"),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => tracing::error!(%error, "periodic rotation failed"),
+            Err(_) => tracing::error!("periodic rotation task panicked"),
+        }
+    }
+}

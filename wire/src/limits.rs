@@ -1,0 +1,15 @@
+//! The crate's bounds. Every decoder checks them before allocating; every encoder refuses to exceed them.
+
+/// Bytes of a [`DeviceId`](crate::DeviceId).
+pub const MAX_DEVICE_ID_LEN: usize = 64;
+/// Bytes of a topic name or a [`TopicFilter`](crate::TopicFilter). MQTT allows 65 535; nothing in SMQTT needs
+/// more than this, and the bound keeps credentials small.
+pub const MAX_TOPIC_LEN: usize = 1024;
+/// Publish filters in one credential.
+pub const MAX_PUBLISH_FILTERS: usize = 64;
+/// Bytes of an encoded, signed credential.
+pub const MAX_CREDENTIAL_LEN: usize = 16 * 1024;
+/// Bytes of a key delivery's plaintext (a sealed delivery is 48 bytes longer).
+pub const MAX_DELIVERY_PLAINTEXT: usize = 1024 * 1024;
+/// Bytes of a key delivery's context.
+pub const MAX_DELIVERY_CONTEXT: usize = 64 * 1024;
