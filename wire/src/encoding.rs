@@ -8,6 +8,8 @@ pub const MAGIC: &[u8; 4] = b"SMQW";
 pub const VERSION: u8 = 1;
 /// The kind byte of a signed credential.
 pub const KIND_CREDENTIAL: u8 = 0x01;
+/// The kind byte of an envelope (an MQTT PUBLISH payload).
+pub const KIND_ENVELOPE: u8 = 0x02;
 
 /// `magic ‖ version ‖ kind`.
 pub(crate) fn header(kind: u8) -> Vec<u8> {
@@ -67,6 +69,10 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
     pub(crate) fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_be_bytes(self.array()?))
     }
@@ -97,6 +103,8 @@ mod tests {
         bytes.extend_from_slice(&[0, 5, 1, 2, 3, 4, 5, 9]);
         let mut r = Reader::open(&bytes, KIND_CREDENTIAL, "x").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(r.u16(), Ok(5));
+        let mut r32 = Reader::open(&bytes, KIND_CREDENTIAL, "x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r32.u32(), Ok(0x0005_0102));
         assert_eq!(r.take(5), Ok(&[1, 2, 3, 4, 5][..]));
         assert_eq!(r.position(), 13);
         assert_eq!(r.take(2), Err(Error::Malformed { what: "x", reason: "truncated" }));

@@ -5,8 +5,8 @@ use thiserror::Error;
 /// Everything that can go wrong in `smqtt-wire`.
 ///
 /// Decoding failures are [`Error::Malformed`] with a static description (never the offending bytes); a
-/// signature that does not verify is [`Error::BadSignature`], whatever the cause; a key delivery that does not
-/// open is [`Error::DecryptionFailed`], whatever the cause. No variant carries secret material.
+/// signature that does not verify is [`Error::BadSignature`], whatever the cause; a key delivery or envelope that
+/// does not open is [`Error::DecryptionFailed`], whatever the cause. No variant carries secret material.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -40,10 +40,16 @@ pub enum Error {
     /// comes from `smqtt-abe` and describes the text's syntax only.
     #[error("invalid attributes: {0}")]
     InvalidAttributes(String),
-    /// A key delivery that could not be opened: wrong secret, wrong context, tampering or a low-order
-    /// ephemeral key — deliberately not distinguished.
-    #[error("key delivery could not be opened")]
+    /// A key delivery or envelope that could not be opened: wrong secret or key, wrong context or topic,
+    /// tampering, or a low-order ephemeral key — deliberately not distinguished.
+    #[error("decryption failed")]
     DecryptionFailed,
+    /// An envelope sealed under another session key than the one given (its key id differs).
+    #[error("envelope is sealed under another session key")]
+    UnknownKey,
+    /// A sequence number seen before for the same publisher and session key, or older than the replay window.
+    #[error("sequence number replayed or older than the replay window")]
+    Replay,
     /// An input beyond one of the crate's bounds (see [`crate::limits`]).
     #[error("{what} exceeds the limit of {limit}")]
     LimitExceeded {

@@ -10,6 +10,11 @@
 //! * **Key requests and delivery.** A device signs a [`KeyRequest`] carrying the public half of a
 //!   [`ReplySecret`]; the authority answers with [`seal_to`] (X25519 + HKDF-SHA-256 + ChaCha20-Poly1305).
 //!   Enrollment proofs sign [`enrollment_signing_bytes`].
+//! * **Envelopes.** The MQTT PUBLISH payload: [`seal_envelope`] encrypts a message under a [`SessionKey`] (from
+//!   an ABE [`DataKey`](smqtt_abe::DataKey)) with the topic bound as associated data, and signs it with the
+//!   publisher's device key. [`ParsedEnvelope::parse`] checks structure only, so a broker plugin can
+//!   [`verify_signature`](ParsedEnvelope::verify_signature) without ABE; subscribers
+//!   [`open`](ParsedEnvelope::open) and feed sequence numbers to a [`ReplayWindow`].
 //!
 //! Formats are specified in `docs/wire.md`, with known-answer vectors in `docs/vectors/wire/`.
 //!
@@ -70,16 +75,20 @@
 //!   read before the authority's signature and the validity window are checked; the attribute parser only ever
 //!   sees signed text.
 //! * **Domain separation.** Every signature covers `u64be(len(domain)) ‖ domain ‖ message` with a domain per
-//!   purpose ([`CREDENTIAL_DOMAIN`], [`KEY_REQUEST_DOMAIN`], [`ENROLL_DOMAIN`]), so no signature transfers
-//!   between purposes.
+//!   purpose ([`CREDENTIAL_DOMAIN`], [`KEY_REQUEST_DOMAIN`], [`ENROLL_DOMAIN`], [`ENVELOPE_DOMAIN`]), so no
+//!   signature transfers between purposes.
 //! * **Strict Ed25519.** `verify_strict` (canonical `S` and `R`, no small-order `R` or key); [`VerifyingKey`]s
 //!   are canonical and not of small order.
 //! * **Key delivery** refuses low-order X25519 keys on both sides (the shared secret would be all zero), uses
 //!   each derived key for a single message (hence the fixed nonce), and binds the caller's context as AAD and
 //!   HKDF info.
-//! * **Secrets** ([`SigningKey`], [`ReplySecret`], delivered plaintexts, derived keys) zeroize on drop, print
+//! * **Secrets** ([`SigningKey`], [`ReplySecret`], [`SessionKey`], delivered and opened plaintexts, derived keys) zeroize on drop, print
 //!   redacted and compare in constant time. Stack copies made by the dalek crates during an operation cannot
 //!   be zeroized. Ed25519 signing and X25519 are constant time in the dalek implementations.
+//! * **Envelopes** take their AEAD nonce from the sequence number, so a publisher MUST NOT reuse a sequence
+//!   number under one session key (the client SDK starts every session with a fresh FAME encapsulation). The
+//!   topic is not inside the envelope (MQTT carries it): the signature and, independently, the AEAD's
+//!   associated data bind it, so an envelope moved to another topic fails both.
 //! * **Randomness** is supplied by the caller (`rand_core` 0.6 `RngCore + CryptoRng`).
 //! * **Bounds.** Every decoder checks lengths against [`limits`] before reading; nothing panics on untrusted
 //!   input (property-tested and fuzzed: `wire/fuzz/`).
@@ -88,18 +97,26 @@
 mod credential;
 mod delivery;
 mod encoding;
+mod envelope;
 mod error;
 mod ids;
 pub mod limits;
+mod replay;
 mod request;
 mod sign;
 mod topic;
 
 pub use credential::{Credential, CredentialBody, UnverifiedCredential, VerifiedCredential, CREDENTIAL_DOMAIN};
 pub use delivery::{seal_to, ReplySecret, DELIVERY_OVERHEAD, KEY_DELIVERY_LABEL};
-pub use encoding::{KIND_CREDENTIAL, MAGIC, VERSION};
+pub use encoding::{KIND_CREDENTIAL, KIND_ENVELOPE, MAGIC, VERSION};
+pub use envelope::{
+    envelope_overhead, key_id_for, seal_envelope, EnvelopeParts, ParsedEnvelope, SessionKey, ENVELOPE_AEAD_LABEL,
+    ENVELOPE_DOMAIN, ENVELOPE_KEY_ID_LABEL,
+};
 pub use error::{Error, Result};
 pub use ids::DeviceId;
+pub use limits::MAX_PAYLOAD;
+pub use replay::{ReplayWindow, REPLAY_WINDOW};
 pub use request::{enrollment_signing_bytes, KeyRequest, ENROLL_DOMAIN, KEY_REQUEST_DOMAIN};
 pub use sign::{SigningKey, VerifyingKey};
 pub use topic::{validate_topic, TopicFilter};

@@ -14,13 +14,16 @@ use zeroize::Zeroizing;
 
 use crate::error::{malformed, Error, Result};
 
-/// The bytes an Ed25519 signature in `domain` over `message` covers.
-fn signing_input(domain: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut input = Vec::with_capacity(8 + domain.len() + message.len());
+/// The bytes an Ed25519 signature in `domain` over the concatenation of `message` covers.
+fn signing_input(domain: &[u8], message: &[&[u8]]) -> Vec<u8> {
+    let len = message.iter().map(|part| part.len()).sum::<usize>();
+    let mut input = Vec::with_capacity(8 + domain.len() + len);
     // usize → u64 is lossless on every target Rust supports (pointers are at most 64 bits).
     input.extend_from_slice(&(domain.len() as u64).to_be_bytes());
     input.extend_from_slice(domain);
-    input.extend_from_slice(message);
+    for part in message {
+        input.extend_from_slice(part);
+    }
     input
 }
 
@@ -53,6 +56,11 @@ impl SigningKey {
 
     /// Signs `u64be(len(domain)) ‖ domain ‖ message`. Deterministic (RFC 8032).
     pub fn sign(&self, domain: &[u8], message: &[u8]) -> [u8; 64] {
+        self.sign_parts(domain, &[message])
+    }
+
+    /// [`sign`](Self::sign) over the concatenation of `message`, copied once.
+    pub(crate) fn sign_parts(&self, domain: &[u8], message: &[&[u8]]) -> [u8; 64] {
         self.0.sign(&signing_input(domain, message)).to_bytes()
     }
 }
@@ -111,6 +119,11 @@ impl VerifyingKey {
     /// # Errors
     /// [`Error::BadSignature`].
     pub fn verify(&self, domain: &[u8], message: &[u8], signature: &[u8; 64]) -> Result<()> {
+        self.verify_parts(domain, &[message], signature)
+    }
+
+    /// [`verify`](Self::verify) over the concatenation of `message`, copied once.
+    pub(crate) fn verify_parts(&self, domain: &[u8], message: &[&[u8]], signature: &[u8; 64]) -> Result<()> {
         // `from_bytes` validated the encoding, so decompression succeeds; a failure is still just a bad signature.
         let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| Error::BadSignature)?;
         let signature = ed25519_dalek::Signature::from_bytes(signature);

@@ -1,4 +1,4 @@
-//! Known-answer files in `docs/vectors/wire/` (format in `docs/wire.md` §7) and the seed corpus of
+//! Known-answer files in `docs/vectors/wire/` (format in `docs/wire.md` §8) and the seed corpus of
 //! `wire/fuzz/`.
 //!
 //! Everything is derived from fixed keys (Ed25519 is deterministic, and the key delivery's ephemeral secret is
@@ -12,56 +12,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{authority, body, device, ed25519_torsion, hex, ok, unhex, Raw, NOW};
+use common::{
+    authority, body, device, ed25519_torsion, hex, ok, parse, unhex, vectors_dir as dir, writing, Raw, Vector, NOW,
+};
 use smqtt_wire::{seal_to, DeviceId, Error, KeyRequest, ReplySecret, SigningKey, UnverifiedCredential, VerifyingKey};
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/vectors/wire")
-}
-
-fn writing(var: &str) -> bool {
-    std::env::var_os(var).is_some_and(|v| v == "1")
-}
-
-/// One known-answer file: comment, `key: value` lines, and an optional hex payload after a blank line.
-struct Vector {
-    name: &'static str,
-    comment: &'static str,
-    fields: Vec<(&'static str, String)>,
-    payload: Option<Vec<u8>>,
-}
-
-impl Vector {
-    fn render(&self) -> String {
-        let mut out = format!("# {}\n", self.comment);
-        for (k, v) in &self.fields {
-            out.push_str(&format!("{k}: {v}\n"));
-        }
-        if let Some(p) = &self.payload {
-            out.push('\n');
-            for line in hex(p).as_bytes().chunks(128) {
-                out.push_str(std::str::from_utf8(line).unwrap_or_else(|e| panic!("{e}")));
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-/// Parses a file written by [`Vector::render`].
-fn parse(text: &str) -> (BTreeMap<String, String>, Vec<u8>) {
-    let (head, payload) = text.split_once("\n\n").unwrap_or((text, ""));
-    let fields = head
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split_once(": ").unwrap_or_else(|| panic!("bad line {l:?}")))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    (fields, unhex(payload))
-}
 
 fn credential_case(name: &'static str, comment: &'static str, now: u64, expect: &str, bytes: Vec<u8>) -> Vector {
     credential_case_by(name, comment, &authority().verifying_key(), now, expect, bytes)

@@ -3,6 +3,8 @@
 //! produce).
 #![allow(dead_code, unreachable_pub)]
 
+use std::collections::BTreeMap;
+
 use smqtt_abe::AttributeSet;
 use smqtt_wire::{CredentialBody, DeviceId, SigningKey, TopicFilter, CREDENTIAL_DOMAIN};
 
@@ -113,3 +115,52 @@ pub fn unhex(text: &str) -> Vec<u8> {
 pub fn ed25519_torsion() -> Vec<[u8; 32]> {
     curve25519_dalek::constants::EIGHT_TORSION.iter().map(|p| p.compress().to_bytes()).collect()
 }
+
+/// `docs/vectors/wire/`.
+pub fn vectors_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/vectors/wire")
+}
+
+/// Whether the environment variable `var` is `1` (regenerate known answers).
+pub fn writing(var: &str) -> bool {
+    std::env::var_os(var).is_some_and(|v| v == "1")
+}
+
+/// One known-answer file: comment, `key: value` lines, and an optional hex payload after a blank line.
+pub struct Vector {
+    pub name: &'static str,
+    pub comment: &'static str,
+    pub fields: Vec<(&'static str, String)>,
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Vector {
+    pub fn render(&self) -> String {
+        let mut out = format!("# {}\n", self.comment);
+        for (k, v) in &self.fields {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+        if let Some(p) = &self.payload {
+            out.push('\n');
+            for line in hex(p).as_bytes().chunks(128) {
+                out.push_str(std::str::from_utf8(line).unwrap_or_else(|e| panic!("{e}")));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Parses a file written by [`Vector::render`].
+pub fn parse(text: &str) -> (BTreeMap<String, String>, Vec<u8>) {
+    let (head, payload) = text.split_once("\n\n").unwrap_or((text, ""));
+    let fields = head
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_once(": ").unwrap_or_else(|| panic!("bad line {l:?}")))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (fields, unhex(payload))
+}
+
+pub mod envelope;

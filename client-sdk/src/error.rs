@@ -1,0 +1,129 @@
+//! The crate's error type, and the per-message reasons a delivered publish could not be accepted.
+
+/// Everything that can stop the SDK itself (setup, publishing, the store).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The device store is missing, incomplete or unreadable.
+    #[error("device store {path}: {message}")]
+    Store {
+        /// The file or folder.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The authority refused or could not be reached.
+    #[error("{0}")]
+    Authority(String),
+    /// A policy that cannot be encrypted under.
+    #[error("policy: {0}")]
+    Policy(String),
+    /// A topic or filter that MQTT does not allow.
+    #[error("topic: {0}")]
+    Topic(String),
+    /// This device's credential does not allow publishing on the topic (checked before sending).
+    #[error("not allowed to publish on {0}")]
+    NotPermitted(String),
+    /// A payload over the envelope's bound.
+    #[error("payload too large ({size} bytes, at most {limit})")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The bound.
+        limit: usize,
+    },
+    /// The MQTT client stopped (disconnected for good, or the SDK was dropped).
+    #[error("MQTT client closed")]
+    Closed,
+    /// A cryptographic step failed (RNG, sealing).
+    #[error("{0}")]
+    Crypto(String),
+}
+
+/// Why one delivered message was not accepted. The stream goes on after each of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageError {
+    /// Not an SMQTT envelope (plaintext, truncated, wrong version …).
+    #[error("malformed envelope on {topic}: {reason}")]
+    Malformed {
+        /// The topic it arrived on.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// This device's attribute key does not satisfy the message's policy.
+    #[error("not authorised to read {topic} (policy: {policy})")]
+    NotAuthorised {
+        /// The topic.
+        topic: String,
+        /// The policy it was encrypted under.
+        policy: String,
+    },
+    /// The publisher's signature does not verify, or it is not the credential's device.
+    #[error("bad signature on {topic} (claimed publisher {publisher})")]
+    BadSignature {
+        /// The topic.
+        topic: String,
+        /// Who it claims to be from.
+        publisher: String,
+    },
+    /// The publisher's credential is missing, not signed by the authority, expired, or of a past epoch.
+    #[error("untrusted publisher {publisher} on {topic}: {reason}")]
+    UntrustedPublisher {
+        /// The topic.
+        topic: String,
+        /// Who it claims to be from.
+        publisher: String,
+        /// Why.
+        reason: String,
+    },
+    /// The publisher's credential does not grant publishing on this topic.
+    #[error("{publisher} may not publish on {topic}")]
+    TopicNotPermitted {
+        /// The topic.
+        topic: String,
+        /// The publisher.
+        publisher: String,
+    },
+    /// Seen before (or older than the replay window).
+    #[error("replayed message on {topic} from {publisher}")]
+    Replay {
+        /// The topic.
+        topic: String,
+        /// The publisher.
+        publisher: String,
+    },
+    /// The envelope's ciphertext or capsule does not decrypt: it was modified.
+    #[error("tampered message on {topic} from {publisher}")]
+    Tampered {
+        /// The topic.
+        topic: String,
+        /// The publisher.
+        publisher: String,
+    },
+    /// The session key is not known yet: the capsule comes with a later message of the session.
+    #[error("unknown session key on {topic} from {publisher}; waiting for its capsule")]
+    UnknownKey {
+        /// The topic.
+        topic: String,
+        /// The publisher.
+        publisher: String,
+    },
+}
+
+impl MessageError {
+    /// A stable one-word name for logs and the CLI's `--json` output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageError::Malformed { .. } => "malformed",
+            MessageError::NotAuthorised { .. } => "not_authorised",
+            MessageError::BadSignature { .. } => "bad_signature",
+            MessageError::UntrustedPublisher { .. } => "untrusted_publisher",
+            MessageError::TopicNotPermitted { .. } => "topic_not_permitted",
+            MessageError::Replay { .. } => "replay",
+            MessageError::Tampered { .. } => "tampered",
+            MessageError::UnknownKey { .. } => "unknown_key",
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Session keys, no I/O: a [`Sealer`] encapsulates one data key per (policy, epoch, rotation period) and seals
+//! every message under it; an [`Opener`] checks, decapsulates once per session and caches the key.
+//!
+//! Nonces: the AEAD nonce is the session's sequence number, which only grows. Every session key is fresh from
+//! a FAME encapsulation, made when the session starts — so a restarted publisher starts new sessions with new
+//! keys, and no (key, nonce) pair is ever used twice, retained messages included.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_core::{CryptoRng, RngCore};
+use smqtt_abe::{Capsule, Error as AbeError, Policy, PublicKey, UserKey};
+use smqtt_wire::{
+    seal_envelope, DeviceId, EnvelopeParts, ParsedEnvelope, ReplayWindow, SessionKey, SigningKey, UnverifiedCredential,
+    VerifiedCredential, VerifyingKey,
+};
+
+use crate::error::{Error, MessageError};
+
+/// When a publisher starts a new session and how often it repeats the capsule for late joiners.
+#[derive(Clone, Debug)]
+pub struct SessionPolicy {
+    /// Messages under one data key before a new one.
+    pub max_messages: u64,
+    /// Age of a data key before a new one.
+    pub max_age: Duration,
+    /// The capsule (and credential) ride along every this many messages…
+    pub capsule_every: u64,
+    /// …or when this much time has passed since they last did. Retained messages always carry them.
+    pub capsule_interval: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        SessionPolicy {
+            max_messages: 1_000_000,
+            max_age: Duration::from_secs(3600),
+            capsule_every: 50,
+            capsule_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+struct Session {
+    key: SessionKey,
+    capsule: Vec<u8>,
+    next_sequence: u64,
+    started: Instant,
+    since_capsule: u64,
+    capsule_sent_at: Option<Instant>,
+}
+
+/// The publishing side.
+pub struct Sealer {
+    device: DeviceId,
+    signing_key: SigningKey,
+    credential: Vec<u8>,
+    public_key: Arc<PublicKey>,
+    epoch: u64,
+    policy: SessionPolicy,
+    sessions: HashMap<String, Session>,
+}
+
+impl core::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sealer").field("device", &self.device).field("epoch", &self.epoch).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The policy actually encrypted under: the caller's policy and the current epoch attribute.
+pub fn policy_for_epoch(policy: &Policy, epoch: u64) -> Result<Policy, Error> {
+    Policy::parse(&format!("({policy}) and epoch:{epoch}")).map_err(|e| Error::Policy(e.to_string()))
+}
+
+impl Sealer {
+    /// A sealer for `device`, signing with `signing_key`, carrying `credential`, encrypting for `epoch`.
+    pub fn new(
+        device: DeviceId,
+        signing_key: SigningKey,
+        credential: Vec<u8>,
+        public_key: Arc<PublicKey>,
+        epoch: u64,
+        policy: SessionPolicy,
+    ) -> Sealer {
+        Sealer { device, signing_key, credential, public_key, epoch, policy, sessions: HashMap::new() }
+    }
+
+    /// Switches to a new epoch (and credential): every later message starts a new session.
+    pub fn set_epoch(&mut self, epoch: u64, credential: Vec<u8>) {
+        if epoch != self.epoch {
+            self.sessions.clear();
+        }
+        self.epoch = epoch;
+        self.credential = credential;
+    }
+
+    /// Seals `payload` for `topic` under `policy` (plus the epoch): the MQTT payload to publish.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] for a policy that cannot be encrypted, [`Error::TooLarge`], [`Error::Crypto`].
+    pub fn seal<R: RngCore + CryptoRng>(
+        &mut self,
+        topic: &str,
+        policy: &Policy,
+        payload: &[u8],
+        retain: bool,
+        rng: &mut R,
+    ) -> Result<Vec<u8>, Error> {
+        let full = policy_for_epoch(policy, self.epoch)?;
+        let id = full.to_string();
+        let expired = self
+            .sessions
+            .get(&id)
+            .is_some_and(|s| s.next_sequence >= self.policy.max_messages || s.started.elapsed() >= self.policy.max_age);
+        if expired {
+            self.sessions.remove(&id);
+        }
+        if !self.sessions.contains_key(&id) {
+            let (data_key, capsule) =
+                self.public_key.encapsulate(&full, rng).map_err(|e| Error::Policy(e.to_string()))?;
+            let capsule = capsule.to_bytes();
+            let key = SessionKey::new(&data_key, &capsule);
+            let session = Session {
+                key,
+                capsule,
+                next_sequence: 0,
+                started: Instant::now(),
+                since_capsule: 0,
+                capsule_sent_at: None,
+            };
+            self.sessions.insert(id.clone(), session);
+        }
+        let Some(session) = self.sessions.get_mut(&id) else { return Err(Error::Crypto("session vanished".into())) };
+        let with_capsule = retain
+            || session.capsule_sent_at.is_none_or(|at| at.elapsed() >= self.policy.capsule_interval)
+            || session.since_capsule + 1 >= self.policy.capsule_every;
+        let parts = EnvelopeParts {
+            publisher: &self.device,
+            sequence: session.next_sequence,
+            timestamp_ms: now_ms(),
+            capsule: with_capsule.then_some(session.capsule.as_slice()),
+            credential: with_capsule.then_some(self.credential.as_slice()),
+        };
+        let sealed = seal_envelope(topic, &parts, &session.key, payload, &self.signing_key)
+            .map_err(|e| Error::Crypto(e.to_string()))?;
+        session.next_sequence += 1;
+        if with_capsule {
+            session.since_capsule = 0;
+            session.capsule_sent_at = Some(Instant::now());
+        } else {
+            session.since_capsule += 1;
+        }
+        Ok(sealed)
+    }
+}
+
+/// A message that passed every check.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The topic it arrived on.
+    pub topic: String,
+    /// The decrypted payload.
+    pub payload: Vec<u8>,
+    /// The publisher, as its authority credential names it.
+    pub publisher: String,
+    /// The publisher's attributes, from its credential.
+    pub publisher_attributes: String,
+    /// The policy the payload was encrypted under.
+    pub policy: String,
+    /// The QoS it was delivered with.
+    pub qos: u8,
+    /// Whether the broker delivered it as a retained message.
+    pub retain: bool,
+}
+
+impl core::fmt::Debug for Message {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Message")
+            .field("topic", &self.topic)
+            .field("payload_len", &self.payload.len())
+            .field("publisher", &self.publisher)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+struct CachedKey {
+    key: SessionKey,
+    policy: String,
+}
+
+/// Most session keys cached; the oldest is forgotten first.
+const MAX_CACHED_KEYS: usize = 1024;
+/// Most publisher credentials cached.
+const MAX_CACHED_CREDENTIALS: usize = 4096;
+
+/// The subscribing side.
+pub struct Opener {
+    public_key: Arc<PublicKey>,
+    user_key: UserKey,
+    authority: VerifyingKey,
+    min_epoch: u64,
+    keys: HashMap<[u8; 16], CachedKey>,
+    key_order: VecDeque<[u8; 16]>,
+    credentials: HashMap<String, VerifiedCredential>,
+    /// Sessions whose policy this key does not satisfy (decided once from the capsule, which is public).
+    denied: HashMap<[u8; 16], String>,
+    replay: ReplayWindow,
+}
+
+impl core::fmt::Debug for Opener {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Opener").field("min_epoch", &self.min_epoch).field("cached_keys", &self.keys.len()).finish()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Opener {
+    /// An opener with this device's attribute key, trusting credentials signed by `authority` of epoch
+    /// `min_epoch` or later.
+    pub fn new(public_key: Arc<PublicKey>, user_key: UserKey, authority: VerifyingKey, min_epoch: u64) -> Opener {
+        Opener {
+            public_key,
+            user_key,
+            authority,
+            min_epoch,
+            keys: HashMap::new(),
+            key_order: VecDeque::new(),
+            credentials: HashMap::new(),
+            denied: HashMap::new(),
+            replay: ReplayWindow::new(MAX_CACHED_KEYS),
+        }
+    }
+
+    /// Installs a renewed attribute key (new epoch); cached session keys stay, credentials of older epochs are
+    /// refused from now on.
+    pub fn set_key(&mut self, user_key: UserKey, min_epoch: u64) {
+        self.user_key = user_key;
+        self.min_epoch = min_epoch;
+        self.denied.clear();
+        self.credentials.retain(|_, c| c.body().epoch >= min_epoch);
+    }
+
+    fn credential(&mut self, topic: &str, envelope: &ParsedEnvelope<'_>) -> Result<VerifiedCredential, MessageError> {
+        let publisher = envelope.publisher().as_str().to_owned();
+        let untrusted = |reason: String| MessageError::UntrustedPublisher {
+            topic: topic.to_owned(),
+            publisher: publisher.clone(),
+            reason,
+        };
+        let verified = match envelope.credential() {
+            Some(bytes) => {
+                let verified = UnverifiedCredential::from_bytes(bytes)
+                    .and_then(|c| c.verify(&self.authority, unix_now()))
+                    .map_err(|e| untrusted(e.to_string()))?;
+                if verified.body().device_id != *envelope.publisher() {
+                    return Err(untrusted("credential names another device".into()));
+                }
+                verified
+            }
+            None => match self.credentials.get(&publisher) {
+                Some(cached) => cached.clone(),
+                // A late joiner: the credential rides with the session's next capsule.
+                None if !self.keys.contains_key(&envelope.key_id()) => {
+                    return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher })
+                }
+                None => return Err(untrusted("no credential seen yet".into())),
+            },
+        };
+        if verified.body().epoch < self.min_epoch {
+            return Err(untrusted(format!("credential of past epoch {}", verified.body().epoch)));
+        }
+        if verified.body().not_after <= unix_now() {
+            return Err(untrusted("credential expired".into()));
+        }
+        Ok(verified)
+    }
+
+    /// Checks and decrypts one delivered payload.
+    ///
+    /// # Errors
+    /// A [`MessageError`] naming why the message was not accepted.
+    pub fn open(&mut self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> Result<Message, MessageError> {
+        let envelope = ParsedEnvelope::parse(payload)
+            .map_err(|e| MessageError::Malformed { topic: topic.to_owned(), reason: e.to_string() })?;
+        let publisher = envelope.publisher().as_str().to_owned();
+        let credential = self.credential(topic, &envelope)?;
+        envelope
+            .verify_signature(topic, &credential.body().device_key)
+            .map_err(|_| MessageError::BadSignature { topic: topic.to_owned(), publisher: publisher.clone() })?;
+        if !credential.may_publish(topic) {
+            return Err(MessageError::TopicNotPermitted { topic: topic.to_owned(), publisher });
+        }
+        // Signed by the credential's device: remember the newest credential for envelopes that omit it.
+        if envelope.credential().is_some() && self.credentials.len() < MAX_CACHED_CREDENTIALS
+            || self.credentials.contains_key(&publisher)
+        {
+            self.credentials.insert(publisher.clone(), credential.clone());
+        }
+        let key_id = envelope.key_id();
+        if let Some(policy) = self.denied.get(&key_id) {
+            return Err(MessageError::NotAuthorised { topic: topic.to_owned(), policy: policy.clone() });
+        }
+        if !self.keys.contains_key(&key_id) {
+            let Some(capsule_bytes) = envelope.capsule() else {
+                return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher });
+            };
+            let tampered = || MessageError::Tampered { topic: topic.to_owned(), publisher: publisher.clone() };
+            let capsule = Capsule::from_bytes(capsule_bytes).map_err(|_| tampered())?;
+            let policy = capsule.policy().to_string();
+            let data_key = match self.user_key.decapsulate(&self.public_key, &capsule) {
+                Ok(key) => key,
+                Err(AbeError::PolicyNotSatisfied) => {
+                    if self.denied.len() >= MAX_CACHED_KEYS {
+                        self.denied.clear();
+                    }
+                    self.denied.insert(key_id, policy.clone());
+                    return Err(MessageError::NotAuthorised { topic: topic.to_owned(), policy });
+                }
+                Err(_) => return Err(tampered()),
+            };
+            self.remember(key_id, CachedKey { key: SessionKey::new(&data_key, capsule_bytes), policy });
+        }
+        let Some(cached) = self.keys.get(&key_id) else {
+            return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher });
+        };
+        let plaintext = envelope
+            .open(topic, &cached.key)
+            .map_err(|_| MessageError::Tampered { topic: topic.to_owned(), publisher: publisher.clone() })?;
+        // Brokers deliver a retained message again on every (re)subscription: only live messages count.
+        let replayed = self.replay.check_and_record(envelope.publisher(), key_id, envelope.sequence()).is_err();
+        if replayed && !retain {
+            return Err(MessageError::Replay { topic: topic.to_owned(), publisher: publisher.clone() });
+        }
+        Ok(Message {
+            topic: topic.to_owned(),
+            payload: plaintext.to_vec(),
+            publisher,
+            publisher_attributes: credential.body().attributes.to_string(),
+            policy: cached.policy.clone(),
+            qos,
+            retain,
+        })
+    }
+
+    fn remember(&mut self, key_id: [u8; 16], key: CachedKey) {
+        if self.keys.len() >= MAX_CACHED_KEYS {
+            if let Some(oldest) = self.key_order.pop_front() {
+                self.keys.remove(&oldest);
+            }
+        }
+        self.keys.insert(key_id, key);
+        self.key_order.push_back(key_id);
+    }
+}

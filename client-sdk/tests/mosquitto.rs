@@ -1,0 +1,121 @@
+//! The SDK through Debian's Mosquitto 2 (a separate process, as deployed), with mosquitto_pub/sub beside it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use smqtt_abe::Policy;
+use smqtt_client::{MessageError, SmqttClient};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Mosquitto {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_mosquitto() -> Mosquitto {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+    )
+    .expect("conf");
+    let mut child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("mosquitto (apt-get install mosquitto; .ci/run does)");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Mosquitto { child, addr, _dir: dir };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("mosquitto did not start on {addr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_mosquitto_with_mosquitto_clients_beside() {
+    let broker = start_mosquitto();
+    let addr = broker.addr;
+    let (world, (_, sensor), (_, operator), (_, intern)) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(addr);
+        let a = w.device("sensor-m", "role:sensor, site:berlin", &["plant/berlin/#"]);
+        let b = w.device("op-m", "role:operator, site:berlin", &[]);
+        let c = w.device("intern-m", "role:intern, site:berlin", &[]);
+        (w, a, b, c)
+    })
+    .await
+    .expect("devices");
+    let config = common::World::config_for(addr);
+    let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
+    let (op, mut op_rx) = SmqttClient::connect(operator, &config).expect("connect");
+    let (int, mut int_rx) = SmqttClient::connect(intern, &config).expect("connect");
+    op.subscribe("plant/#", 1).await.expect("sub");
+    int.subscribe("plant/berlin/+/temp", 1).await.expect("sub");
+    // A plain mosquitto_sub on the same topics: it must see only ciphertext.
+    let spy = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "plant/#", "-C", "1", "-W", "10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let policy = Policy::parse("site:berlin and role:operator").expect("policy");
+    publisher.publish("plant/berlin/line1/temp", &policy, 1, true, b"secret 23.5 C").await.expect("publish");
+    let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("operator reads");
+    assert_eq!(message.payload, b"secret 23.5 C");
+    assert!(matches!(int_rx.next_timeout(WAIT).await.expect("delivery"), Err(MessageError::NotAuthorised { .. })));
+    let spied = tokio::task::spawn_blocking(move || spy.wait_with_output()).await.expect("join").expect("spy");
+    assert!(!spied.stdout.is_empty(), "mosquitto_sub saw nothing");
+    assert!(!spied.stdout.windows(6).any(|w| w == b"secret"), "plaintext visible at the broker");
+
+    // Plaintext from mosquitto_pub on the protected topic: reported as malformed, the stream goes on.
+    let status = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &addr.port().to_string(),
+            "-t",
+            "plant/berlin/line1/temp",
+            "-q",
+            "1",
+            "-m",
+            "plain 1",
+        ])
+        .status()
+        .expect("mosquitto_pub");
+    assert!(status.success());
+    match op_rx.next_timeout(WAIT).await.expect("delivery") {
+        Err(MessageError::Malformed { topic, .. }) => assert_eq!(topic, "plant/berlin/line1/temp"),
+        other => panic!("plaintext accepted: {other:?}"),
+    }
+
+    // A late joiner gets the retained message, which carries its capsule.
+    let (_, late) = tokio::task::block_in_place(|| world.device("op-late", "role:operator, site:berlin", &[]));
+    let (late_client, mut late_rx) = SmqttClient::connect(late, &config).expect("connect");
+    late_client.subscribe("plant/berlin/#", 1).await.expect("sub");
+    let retained = late_rx.next_timeout(WAIT).await.expect("delivery").expect("retained opens");
+    assert_eq!(retained.payload, b"secret 23.5 C");
+    assert!(retained.retain);
+    common::finish(world).await;
+}

@@ -1,0 +1,276 @@
+//! The SDK against a real rumqttd broker and a real authority, both on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use smqtt_abe::Policy;
+use smqtt_client::{MessageError, SmqttClient};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn policy(text: &str) -> Policy {
+    Policy::parse(text).expect("policy")
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorised_read_others_refused_wildcards_qos_tampering_and_replay() {
+    let broker = common::start_rumqttd();
+    let (world, (_, sensor), (_, operator), (_, intern), (_, mallory)) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(broker);
+        let a = w.device("sensor-1", "role:sensor, site:berlin", &["plant/berlin/#"]);
+        let b = w.device("op-1", "role:operator, site:berlin", &[]);
+        let c = w.device("intern-1", "role:intern, site:berlin", &[]);
+        let d = w.device("mallory", "role:sensor, site:berlin", &["plant/paris/#"]);
+        (w, a, b, c, d)
+    })
+    .await
+    .expect("devices");
+
+    let config = common::World::config_for(broker);
+    let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
+    let (op, mut op_rx) = SmqttClient::connect(operator, &config).expect("connect");
+    let (int, mut int_rx) = SmqttClient::connect(intern, &config).expect("connect");
+    let (evil, _) = SmqttClient::connect(mallory, &config).expect("connect");
+    op.subscribe("plant/+/line1/#", 1).await.expect("sub");
+    int.subscribe("plant/#", 0).await.expect("sub");
+    let (raw, mut raw_rx) = common::raw_client(broker, "observer").await;
+    raw.subscribe("plant/#", rumqttc::QoS::AtLeastOnce).await.expect("raw sub");
+    settle().await;
+
+    let p = policy("site:berlin and (role:operator or role:admin)");
+    publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.5 C").await.expect("publish");
+    publisher.publish("plant/berlin/line1/temp", &p, 0, false, b"23.6 C").await.expect("publish");
+
+    for expected in [&b"23.5 C"[..], b"23.6 C"] {
+        let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("operator reads");
+        assert_eq!(message.payload, expected);
+        assert_eq!(message.topic, "plant/berlin/line1/temp");
+        assert_eq!(message.publisher, "sensor-1");
+        assert_eq!(message.publisher_attributes, "role:sensor, site:berlin");
+        assert!(message.policy.contains("epoch:1"), "{}", message.policy);
+    }
+    for _ in 0..2 {
+        match int_rx.next_timeout(WAIT).await.expect("delivery") {
+            Err(MessageError::NotAuthorised { .. }) => {}
+            other => panic!("intern got {other:?}"),
+        }
+    }
+    // The broker carries only ciphertext.
+    let seen = raw_rx.recv().await.expect("raw copy");
+    assert!(!seen.payload.windows(6).any(|w| w == b"23.5 C"));
+    let envelope = seen.payload.to_vec();
+    let _ = raw_rx.recv().await;
+
+    // Replay of a captured envelope, a flipped byte, a swapped topic, plaintext: each refused, stream goes on.
+    raw.publish("plant/berlin/line1/temp", rumqttc::QoS::AtLeastOnce, false, envelope.clone()).await.expect("replay");
+    let mut flipped = envelope.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    raw.publish("plant/berlin/line1/temp", rumqttc::QoS::AtLeastOnce, false, flipped).await.expect("flip");
+    raw.publish("plant/paris/line1/temp", rumqttc::QoS::AtLeastOnce, false, envelope.clone()).await.expect("swap");
+    raw.publish("plant/berlin/line1/temp", rumqttc::QoS::AtLeastOnce, false, b"23.5 C plain".to_vec())
+        .await
+        .expect("plain");
+    let mut kinds = Vec::new();
+    for _ in 0..4 {
+        let refused = op_rx.next_timeout(WAIT).await.expect("delivery").expect_err("must be refused");
+        kinds.push(refused.kind());
+    }
+    assert_eq!(kinds[0], "replay");
+    assert!(["bad_signature", "malformed", "tampered"].contains(&kinds[1]), "{kinds:?}");
+    assert_eq!(kinds[2], "bad_signature", "{kinds:?}");
+    assert_eq!(kinds[3], "malformed", "{kinds:?}");
+
+    // A device with valid ABE access but no right to the topic: its publish is refused locally, and a
+    // hand-made envelope from it is refused by subscribers.
+    assert!(matches!(
+        evil.publish("plant/berlin/line1/temp", &p, 1, false, b"fake").await,
+        Err(smqtt_client::Error::NotPermitted(_))
+    ));
+    // Still flowing: the next real message arrives.
+    publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.7 C").await.expect("publish");
+    let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("reads");
+    assert_eq!(message.payload, b"23.7 C");
+    common::finish(world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_joiner_reads_retained_and_publisher_restart_is_not_a_replay() {
+    let broker = common::start_rumqttd();
+    let (world, sensor_store, sensor, reader) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(broker);
+        let (store, sensor) = w.device("sensor-2", "role:sensor", &["site/+/state"]);
+        let (_, reader) = w.device("reader", "role:operator", &[]);
+        (w, store, sensor, reader)
+    })
+    .await
+    .expect("devices");
+    let config = common::World::config_for(broker);
+    let p = policy("role:operator");
+    let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
+    publisher.publish("site/a/state", &p, 1, true, b"open").await.expect("retained");
+    for i in 0..3 {
+        publisher.publish("site/a/state", &p, 1, false, format!("live {i}").as_bytes()).await.expect("publish");
+    }
+    settle().await;
+    publisher.disconnect().await;
+
+    // Joins after everything was sent: the retained message carries its capsule, so it opens.
+    let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
+    sub.subscribe("site/#", 1).await.expect("sub");
+    let message = rx.next_timeout(WAIT).await.expect("delivery").expect("retained opens");
+    assert_eq!(message.payload, b"open");
+    assert!(message.retain);
+
+    // The publisher restarts (new process state): a new session key, sequence numbers start again, no replay.
+    let restarted = sensor_store.load().expect("load");
+    let (publisher, _) = SmqttClient::connect(restarted, &config).expect("reconnect");
+    settle().await;
+    for i in 0..3 {
+        publisher
+            .publish("site/a/state", &p, 1, false, format!("after restart {i}").as_bytes())
+            .await
+            .expect("publish");
+    }
+    for i in 0..3 {
+        let message = rx.next_timeout(WAIT).await.expect("delivery").expect("opens after restart");
+        assert_eq!(message.payload, format!("after restart {i}").as_bytes());
+    }
+    common::finish(world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_mid_stream() {
+    let broker = common::start_rumqttd();
+    let (world, admin, sensor_store, reader_store, sensor, reader) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(broker);
+        let (s_store, sensor) = w.device("sensor-3", "role:sensor", &["line/#"]);
+        let (r_store, reader) = w.device("reader-3", "role:operator", &[]);
+        let admin = w.admin.clone();
+        (w, admin, s_store, r_store, sensor, reader)
+    })
+    .await
+    .expect("devices");
+    let config = common::World::config_for(broker);
+    let p = policy("role:operator");
+    let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
+    let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
+    sub.subscribe("line/#", 1).await.expect("sub");
+    settle().await;
+    publisher.publish("line/1", &p, 1, false, b"epoch one").await.expect("publish");
+    assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("reads").payload, b"epoch one");
+
+    // The authority rotates; the publisher renews and encrypts for epoch 2.
+    let (sensor2, reader2) = tokio::task::spawn_blocking(move || {
+        admin.rotate_epoch(Some("test".into())).expect("rotate");
+        (sensor_store.renew().expect("renew"), reader_store)
+    })
+    .await
+    .expect("renew");
+    assert_eq!(sensor2.epoch, 2);
+    publisher.disconnect().await;
+    let (publisher, _) = SmqttClient::connect(sensor2, &config).expect("connect");
+    settle().await;
+    publisher.publish("line/1", &p, 1, false, b"epoch two").await.expect("publish");
+    // The subscriber still holds an epoch-1 key: not authorised, until it renews too.
+    match rx.next_timeout(WAIT).await.expect("delivery") {
+        Err(MessageError::NotAuthorised { policy, .. }) => assert!(policy.contains("epoch:2")),
+        Ok(m) => panic!("epoch-1 key read epoch-2 data: {m:?}"),
+        Err(e) => panic!("unexpected {e}"),
+    }
+    let reader2 = tokio::task::spawn_blocking(move || reader2.renew().expect("renew")).await.expect("renew");
+    // Same MQTT client id: the old connection goes first (a broker kicks the older of two).
+    sub.disconnect().await;
+    let (sub2, mut rx2) = SmqttClient::connect(reader2, &common::World::config_for(broker)).expect("connect");
+    sub2.subscribe("line/#", 1).await.expect("sub");
+    settle().await;
+    // It joined mid-session: messages before the session's next capsule are "unknown key", then it reads.
+    let mut unknown = 0;
+    for i in 0..60 {
+        publisher.publish("line/1", &p, 1, false, format!("two {i}").as_bytes()).await.expect("publish");
+        match rx2.next_timeout(WAIT).await.expect("delivery") {
+            Ok(message) => {
+                assert_eq!(message.payload, format!("two {i}").as_bytes());
+                break;
+            }
+            Err(MessageError::UnknownKey { .. }) => unknown += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert!(i < 59, "the capsule never came again");
+    }
+    assert!(unknown > 0, "a mid-session joiner cannot know the key before the capsule repeats");
+    common::finish(world).await;
+}
+
+/// Valid ABE, but the publisher is not who it says (wrong key), or its credential is not the authority's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_publishers_are_refused() {
+    use smqtt_client::{Sealer, SessionPolicy};
+    use smqtt_wire::{CredentialBody, SigningKey, TopicFilter};
+    use std::sync::Arc;
+
+    let broker = common::start_rumqttd();
+    let (world, (_, sensor), (_, reader), (_, mallory)) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(broker);
+        let a = w.device("sensor-f", "role:sensor", &["f/#"]);
+        let b = w.device("reader-f", "role:operator", &[]);
+        let c = w.device("mallory-f", "role:sensor", &[]);
+        (w, a, b, c)
+    })
+    .await
+    .expect("devices");
+    let config = common::World::config_for(broker);
+    let public_key = Arc::new(smqtt_abe::PublicKey::from_bytes(&reader.public_key.to_bytes()).expect("pk"));
+    let p = policy("role:operator");
+    // 1. Mallory signs with her own key but presents sensor-f's genuine credential.
+    let stolen = sensor.credential.clone();
+    let mallory_key = SigningKey::from_bytes(&mallory.signing_key.to_bytes());
+    let mut impostor =
+        Sealer::new(sensor.device_id.clone(), mallory_key, stolen, public_key.clone(), 1, SessionPolicy::default());
+    let forged = impostor.seal("f/x", &p, b"forged", false, &mut rand_core::OsRng).expect("seal");
+    // 2. Mallory makes her own "authority" and issues herself a credential for the topic.
+    let fake_authority = SigningKey::generate(&mut rand_core::OsRng);
+    let body = CredentialBody {
+        device_id: mallory.device_id.clone(),
+        device_key: mallory.signing_key.verifying_key(),
+        attributes: smqtt_abe::AttributeSet::parse("role:admin").expect("attrs"),
+        publish: vec![TopicFilter::new("f/#").expect("filter")],
+        epoch: 1,
+        not_before: common::now() - 10,
+        not_after: common::now() + 3600,
+    };
+    let fake_credential = body.sign(&fake_authority).expect("sign");
+    let mut self_made = Sealer::new(
+        mallory.device_id.clone(),
+        SigningKey::from_bytes(&mallory.signing_key.to_bytes()),
+        fake_credential,
+        public_key,
+        1,
+        SessionPolicy::default(),
+    );
+    let self_signed = self_made.seal("f/x", &p, b"self-made", false, &mut rand_core::OsRng).expect("seal");
+
+    let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
+    sub.subscribe("f/#", 1).await.expect("sub");
+    let (raw, _) = common::raw_client(broker, "mallory-raw").await;
+    settle().await;
+    raw.publish("f/x", rumqttc::QoS::AtLeastOnce, false, forged).await.expect("publish");
+    raw.publish("f/x", rumqttc::QoS::AtLeastOnce, false, self_signed).await.expect("publish");
+    let first = rx.next_timeout(WAIT).await.expect("delivery");
+    assert!(
+        matches!(first, Err(MessageError::BadSignature { ref publisher, .. }) if publisher == "sensor-f"),
+        "{first:?}"
+    );
+    let second = rx.next_timeout(WAIT).await.expect("delivery");
+    assert!(matches!(second, Err(MessageError::UntrustedPublisher { .. })), "{second:?}");
+    // The genuine publisher still gets through.
+    let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
+    publisher.publish("f/x", &p, 1, false, b"genuine").await.expect("publish");
+    assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("genuine reads").payload, b"genuine");
+    common::finish(world).await;
+}
