@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use smqtt_abe::Policy;
@@ -11,50 +10,9 @@ use smqtt_client::{MessageError, SmqttClient};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Mosquitto {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_mosquitto() -> Mosquitto {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
-    )
-    .expect("conf");
-    let mut child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto (apt-get install mosquitto; .ci/run does)");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return Mosquitto { child, addr, _dir: dir };
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("mosquitto did not start on {addr}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_mosquitto_with_mosquitto_clients_beside() {
-    let broker = start_mosquitto();
+    let broker = common::start_mosquitto();
     let addr = broker.addr;
     let (world, (_, sensor), (_, operator), (_, intern)) = tokio::task::spawn_blocking(move || {
         let w = common::World::new(addr);
