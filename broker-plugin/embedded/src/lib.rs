@@ -1,0 +1,1 @@
+//! The embedded SMQTT broker (work in progress).

@@ -1,0 +1,1 @@
+//! SMQTT broker-side enforcement (work in progress).

@@ -1,0 +1,1 @@
+//! SMQTT enforcement as a Mosquitto 2 plugin (work in progress).
