@@ -58,6 +58,12 @@ pub enum Error {
         /// The bound's value.
         limit: usize,
     },
+    /// A CONNECT token whose timestamp is further from the verifier's clock than the allowed skew.
+    #[error("connect token timestamp outside the allowed clock skew")]
+    StaleToken,
+    /// A credential presented for another device than the one claimed (e.g. the MQTT username).
+    #[error("credential is for another device")]
+    WrongDevice,
     /// The random number generator failed.
     #[error("random number generator failed")]
     Rng,

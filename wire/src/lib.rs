@@ -10,6 +10,8 @@
 //! * **Key requests and delivery.** A device signs a [`KeyRequest`] carrying the public half of a
 //!   [`ReplySecret`]; the authority answers with [`seal_to`] (X25519 + HKDF-SHA-256 + ChaCha20-Poly1305).
 //!   Enrollment proofs sign [`enrollment_signing_bytes`].
+//! * **CONNECT tokens.** [`ConnectToken`]: the MQTT password a device presents to a broker (its credential and
+//!   a fresh signature over client id, username and time), checked offline with the authority's key.
 //! * **Envelopes.** The MQTT PUBLISH payload: [`seal_envelope`] encrypts a message under a [`SessionKey`] (from
 //!   an ABE [`DataKey`](smqtt_abe::DataKey)) with the topic bound as associated data, and signs it with the
 //!   publisher's device key. [`ParsedEnvelope::parse`] checks structure only, so a broker plugin can
@@ -75,7 +77,7 @@
 //!   read before the authority's signature and the validity window are checked; the attribute parser only ever
 //!   sees signed text.
 //! * **Domain separation.** Every signature covers `u64be(len(domain)) ‖ domain ‖ message` with a domain per
-//!   purpose ([`CREDENTIAL_DOMAIN`], [`KEY_REQUEST_DOMAIN`], [`ENROLL_DOMAIN`], [`ENVELOPE_DOMAIN`]), so no
+//!   purpose ([`CREDENTIAL_DOMAIN`], [`KEY_REQUEST_DOMAIN`], [`ENROLL_DOMAIN`], [`ENVELOPE_DOMAIN`], [`CONNECT_DOMAIN`]), so no
 //!   signature transfers between purposes.
 //! * **Strict Ed25519.** `verify_strict` (canonical `S` and `R`, no small-order `R` or key); [`VerifyingKey`]s
 //!   are canonical and not of small order.
@@ -94,6 +96,7 @@
 //!   input (property-tested and fuzzed: `wire/fuzz/`).
 #![warn(missing_docs)]
 
+mod connect;
 mod credential;
 mod delivery;
 mod encoding;
@@ -106,6 +109,7 @@ mod request;
 mod sign;
 mod topic;
 
+pub use connect::{ConnectToken, CONNECT_DOMAIN, CONNECT_TOKEN_PREFIX};
 pub use credential::{Credential, CredentialBody, UnverifiedCredential, VerifiedCredential, CREDENTIAL_DOMAIN};
 pub use delivery::{seal_to, ReplySecret, DELIVERY_OVERHEAD, KEY_DELIVERY_LABEL};
 pub use encoding::{KIND_CREDENTIAL, KIND_ENVELOPE, MAGIC, VERSION};

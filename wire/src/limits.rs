@@ -9,6 +9,8 @@ pub const MAX_TOPIC_LEN: usize = 1024;
 pub const MAX_PUBLISH_FILTERS: usize = 64;
 /// Bytes of an encoded, signed credential.
 pub const MAX_CREDENTIAL_LEN: usize = 16 * 1024;
+/// Bytes of a CONNECT token (`docs/wire.md` §9): room for a credential of about 6 KiB. Checked before decoding.
+pub const MAX_CONNECT_TOKEN_LEN: usize = 8 * 1024;
 /// Bytes of a key delivery's plaintext (a sealed delivery is 48 bytes longer).
 pub const MAX_DELIVERY_PLAINTEXT: usize = 1024 * 1024;
 /// Bytes of a key delivery's context.
