@@ -5,13 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rumqttc::v5 as mqtt5;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use smqtt_abe::Policy;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, MessageError};
 use crate::session::{Message, Opener, Sealer, SessionPolicy};
-use crate::store::Identity;
+use crate::store::{DeviceStore, Identity};
 
 /// Largest MQTT packet sent or accepted (an envelope with capsule and credential for a large policy fits).
 pub const MAX_PACKET_BYTES: usize = 1024 * 1024;
@@ -35,6 +36,18 @@ pub struct ClientConfig {
     pub password: Option<String>,
     /// Session-key rotation and capsule repetition.
     pub sessions: SessionPolicy,
+    /// MQTT 3.1.1 (default) or 5. Everything SMQTT adds lives in the PUBLISH payload, so both work the same.
+    pub protocol: MqttVersion,
+}
+
+/// The MQTT protocol version spoken to the broker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MqttVersion {
+    /// MQTT 3.1.1 (protocol level 4).
+    #[default]
+    V311,
+    /// MQTT 5.
+    V5,
 }
 
 impl ClientConfig {
@@ -48,6 +61,7 @@ impl ClientConfig {
             clean_session: true,
             password: None,
             sessions: SessionPolicy::default(),
+            protocol: MqttVersion::V311,
         }
     }
 }
@@ -65,6 +79,62 @@ fn level(q: QoS) -> u8 {
         QoS::AtMostOnce => 0,
         QoS::AtLeastOnce => 1,
         QoS::ExactlyOnce => 2,
+    }
+}
+
+fn qos5(level: u8) -> mqtt5::mqttbytes::QoS {
+    match level {
+        0 => mqtt5::mqttbytes::QoS::AtMostOnce,
+        1 => mqtt5::mqttbytes::QoS::AtLeastOnce,
+        _ => mqtt5::mqttbytes::QoS::ExactlyOnce,
+    }
+}
+
+fn level5(q: mqtt5::mqttbytes::QoS) -> u8 {
+    match q {
+        mqtt5::mqttbytes::QoS::AtMostOnce => 0,
+        mqtt5::mqttbytes::QoS::AtLeastOnce => 1,
+        mqtt5::mqttbytes::QoS::ExactlyOnce => 2,
+    }
+}
+
+/// The rumqttc client of either protocol version.
+#[derive(Clone)]
+enum Mqtt {
+    V311(AsyncClient),
+    V5(mqtt5::AsyncClient),
+}
+
+impl Mqtt {
+    async fn publish(&self, topic: &str, qos_level: u8, retain: bool, payload: Vec<u8>) -> Result<(), Error> {
+        match self {
+            Mqtt::V311(c) => c.publish(topic, qos(qos_level), retain, payload).await.map_err(|_| Error::Closed),
+            Mqtt::V5(c) => c.publish(topic, qos5(qos_level), retain, payload).await.map_err(|_| Error::Closed),
+        }
+    }
+
+    async fn subscribe(&self, filter: &str, qos_level: u8) -> Result<(), Error> {
+        match self {
+            Mqtt::V311(c) => c.subscribe(filter, qos(qos_level)).await.map_err(|_| Error::Closed),
+            Mqtt::V5(c) => c.subscribe(filter, qos5(qos_level)).await.map_err(|_| Error::Closed),
+        }
+    }
+
+    fn resubscribe(&self, filters: &Mutex<Vec<(String, u8)>>) {
+        let current = filters.lock().map(|f| f.clone()).unwrap_or_default();
+        for (filter, q) in current {
+            let _ = match self {
+                Mqtt::V311(c) => c.try_subscribe(filter, qos(q)).is_ok(),
+                Mqtt::V5(c) => c.try_subscribe(filter, qos5(q)).is_ok(),
+            };
+        }
+    }
+
+    async fn disconnect(&self) {
+        let _ = match self {
+            Mqtt::V311(c) => c.disconnect().await.is_ok(),
+            Mqtt::V5(c) => c.disconnect().await.is_ok(),
+        };
     }
 }
 
@@ -92,15 +162,18 @@ impl Messages {
 /// A connected SMQTT client: publish sealed, receive opened.
 #[derive(Clone)]
 pub struct SmqttClient {
-    mqtt: AsyncClient,
+    mqtt: Mqtt,
     sealer: Arc<Mutex<Sealer>>,
-    filters: Arc<Mutex<Vec<(String, QoS)>>>,
-    credential: smqtt_wire::VerifiedCredential,
+    filters: Arc<Mutex<Vec<(String, u8)>>>,
+    credential: Arc<Mutex<smqtt_wire::VerifiedCredential>>,
+    auth: Arc<Mutex<ConnectAuth>>,
+    opener_tx: mpsc::Sender<ToOpener>,
 }
 
 impl core::fmt::Debug for SmqttClient {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SmqttClient").field("device", &self.credential.body().device_id).finish_non_exhaustive()
+        let device = self.credential.lock().map(|c| c.body().device_id.to_string()).unwrap_or_default();
+        f.debug_struct("SmqttClient").field("device", &device).finish_non_exhaustive()
     }
 }
 
@@ -109,6 +182,36 @@ struct Raw {
     payload: bytes_like::Payload,
     qos: u8,
     retain: bool,
+}
+
+/// What the opener thread is told: a delivered publish, or a renewed attribute key (in order with the former).
+enum ToOpener {
+    Publish(Raw),
+    Key(smqtt_abe::UserKey, u64),
+}
+
+/// What a (re)connect needs to prove the device's identity to a broker that checks it (the SMQTT broker
+/// plugin): a fresh [`smqtt_wire::ConnectToken`] is made from these for every CONNECT.
+struct ConnectAuth {
+    signing_key: smqtt_wire::SigningKey,
+    credential: Vec<u8>,
+    client_id: String,
+    /// A fixed password from the configuration instead of tokens.
+    fixed: Option<String>,
+}
+
+impl ConnectAuth {
+    fn password(&self) -> String {
+        if let Some(fixed) = &self.fixed {
+            return fixed.clone();
+        }
+        smqtt_wire::ConnectToken::create(&self.signing_key, &self.credential, &self.client_id, unix_now())
+            .unwrap_or_default()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 mod bytes_like {
@@ -126,12 +229,13 @@ impl SmqttClient {
         if client_id.is_empty() || client_id.len() > 64 {
             return Err(Error::Topic("client id must be 1..=64 bytes".into()));
         }
-        let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
-        options.set_keep_alive(config.keep_alive);
-        options.set_clean_session(config.clean_session);
-        options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-        options.set_credentials(identity.device_id.as_str(), config.password.clone().unwrap_or_default());
-        let (mqtt, eventloop) = AsyncClient::new(options, 64);
+        let auth = Arc::new(Mutex::new(ConnectAuth {
+            signing_key: smqtt_wire::SigningKey::from_bytes(&identity.signing_key.to_bytes()),
+            credential: identity.credential.clone(),
+            client_id: client_id.clone(),
+            fixed: config.password.clone(),
+        }));
+        let password = auth.lock().map(|a| a.password()).unwrap_or_default();
         let public_key = Arc::new(identity.public_key);
         let sealer = Sealer::new(
             identity.device_id.clone(),
@@ -143,15 +247,49 @@ impl SmqttClient {
         );
         let opener = Opener::new(public_key, identity.user_key, identity.authority_key, identity.epoch);
         let filters = Arc::new(Mutex::new(Vec::new()));
-        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Raw>(256);
+        let (raw_tx, raw_rx) = mpsc::channel::<ToOpener>(1024);
         let (tx, rx) = mpsc::channel(256);
         // Opening can take a pairing (ms): a thread of its own, so the event loop keeps polling.
         std::thread::Builder::new()
             .name("smqtt-opener".into())
-            .spawn(move || open_loop(opener, &raw_rx, &tx))
+            .spawn(move || open_loop(opener, raw_rx, &tx))
             .map_err(|e| Error::Crypto(format!("cannot start opener thread: {e}")))?;
-        tokio::spawn(poll_loop(eventloop, mqtt.clone(), filters.clone(), raw_tx));
-        let client = SmqttClient { mqtt, sealer: Arc::new(Mutex::new(sealer)), filters, credential: identity.verified };
+        let mqtt = match config.protocol {
+            MqttVersion::V311 => {
+                let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
+                options.set_keep_alive(config.keep_alive);
+                options.set_clean_session(config.clean_session);
+                options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+                options.set_credentials(identity.device_id.as_str(), password);
+                let (client, eventloop) = AsyncClient::new(options, 64);
+                let mqtt = Mqtt::V311(client);
+                tokio::spawn(poll_loop(eventloop, mqtt.clone(), filters.clone(), raw_tx.clone(), auth.clone()));
+                mqtt
+            }
+            MqttVersion::V5 => {
+                let mut options = mqtt5::MqttOptions::new(client_id, config.host.clone(), config.port);
+                options.set_keep_alive(config.keep_alive);
+                options.set_clean_start(config.clean_session);
+                if !config.clean_session {
+                    // MQTT 5 ends the session at disconnect unless an expiry interval says otherwise.
+                    options.set_session_expiry_interval(Some(u32::MAX));
+                }
+                options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
+                options.set_credentials(identity.device_id.as_str(), password);
+                let (client, eventloop) = mqtt5::AsyncClient::new(options, 64);
+                let mqtt = Mqtt::V5(client);
+                tokio::spawn(poll_loop5(eventloop, mqtt.clone(), filters.clone(), raw_tx.clone(), auth.clone()));
+                mqtt
+            }
+        };
+        let client = SmqttClient {
+            mqtt,
+            sealer: Arc::new(Mutex::new(sealer)),
+            filters,
+            credential: Arc::new(Mutex::new(identity.verified)),
+            auth,
+            opener_tx: raw_tx,
+        };
         Ok((client, Messages { rx }))
     }
 
@@ -169,7 +307,7 @@ impl SmqttClient {
         payload: &[u8],
     ) -> Result<(), Error> {
         smqtt_wire::validate_topic(topic).map_err(|e| Error::Topic(e.to_string()))?;
-        if !self.credential.may_publish(topic) {
+        if !self.credential.lock().map_err(|_| Error::Closed)?.may_publish(topic) {
             return Err(Error::NotPermitted(topic.to_owned()));
         }
         if payload.len() > MAX_PAYLOAD_BYTES {
@@ -179,7 +317,7 @@ impl SmqttClient {
             let mut sealer = self.sealer.lock().map_err(|_| Error::Closed)?;
             sealer.seal(topic, policy, payload, retain, &mut rand_core::OsRng)?
         };
-        self.mqtt.publish(topic, qos(qos_level), retain, sealed).await.map_err(|_| Error::Closed)
+        self.mqtt.publish(topic, qos_level, retain, sealed).await
     }
 
     /// Subscribes to `filter` (`+` and `#` as usual); re-subscribed automatically after reconnects.
@@ -189,22 +327,99 @@ impl SmqttClient {
     pub async fn subscribe(&self, filter: &str, qos_level: u8) -> Result<(), Error> {
         smqtt_wire::TopicFilter::new(filter).map_err(|e| Error::Topic(e.to_string()))?;
         if let Ok(mut filters) = self.filters.lock() {
-            filters.push((filter.to_owned(), qos(qos_level)));
+            filters.push((filter.to_owned(), qos_level.min(2)));
         }
-        self.mqtt.subscribe(filter, qos(qos_level)).await.map_err(|_| Error::Closed)
+        self.mqtt.subscribe(filter, qos_level).await
+    }
+
+    /// The authority epoch this client currently publishes for and accepts from.
+    pub fn epoch(&self) -> u64 {
+        self.credential.lock().map_or(0, |c| c.body().epoch)
+    }
+
+    /// Installs a renewed identity of the same device (new epoch: credential and attribute key) without
+    /// reconnecting: later publishes start new sessions for the new epoch, later deliveries are opened with the
+    /// new key and credentials of older epochs are refused, later CONNECTs present the new credential.
+    ///
+    /// # Errors
+    /// [`Error::Store`] for an identity of another device; [`Error::Closed`].
+    pub async fn install(&self, identity: Identity) -> Result<(), Error> {
+        {
+            let mut credential = self.credential.lock().map_err(|_| Error::Closed)?;
+            if credential.body().device_id != identity.device_id {
+                return Err(Error::Store {
+                    path: String::new(),
+                    message: format!(
+                        "renewed identity is for {}, not {}",
+                        identity.device_id,
+                        credential.body().device_id
+                    ),
+                });
+            }
+            *credential = identity.verified;
+        }
+        if let Ok(mut sealer) = self.sealer.lock() {
+            sealer.set_epoch(identity.epoch, identity.credential.clone());
+        }
+        if let Ok(mut auth) = self.auth.lock() {
+            auth.credential = identity.credential;
+        }
+        self.opener_tx.send(ToOpener::Key(identity.user_key, identity.epoch)).await.map_err(|_| Error::Closed)
+    }
+
+    /// Renews the identity in `store` at the authority (see [`DeviceStore::renew`]) and [installs](Self::install)
+    /// it; returns the new epoch.
+    ///
+    /// # Errors
+    /// [`Error::Authority`] (e.g. the device was revoked), [`Error::Store`], [`Error::Closed`].
+    pub async fn renew(&self, store: &DeviceStore) -> Result<u64, Error> {
+        let store = store.clone();
+        let identity = tokio::task::spawn_blocking(move || store.renew())
+            .await
+            .map_err(|e| Error::Authority(format!("renewal task failed: {e}")))??;
+        let epoch = identity.epoch;
+        self.install(identity).await?;
+        Ok(epoch)
+    }
+
+    /// Checks the authority's current epoch every `every` and [renews](Self::renew) when it moved past this
+    /// client's. Runs until the client is dropped; failures (authority unreachable, revoked) are logged and
+    /// retried at the next check, while the client keeps working with what it has.
+    pub fn renew_automatically(&self, store: DeviceStore, every: Duration) {
+        let client = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if client.opener_tx.is_closed() {
+                    return;
+                }
+                let probe = store.clone();
+                let current = tokio::task::spawn_blocking(move || probe.authority_epoch()).await;
+                match current {
+                    Ok(Ok(epoch)) if epoch > client.epoch() => match client.renew(&store).await {
+                        Ok(epoch) => tracing::info!(epoch, "renewed for the new epoch"),
+                        Err(error) => tracing::warn!(%error, "renewal failed; keeping the current key"),
+                    },
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::debug!(%error, "authority not reachable for the epoch check"),
+                    Err(_) => return,
+                }
+            }
+        });
     }
 
     /// Disconnects cleanly; the message stream ends.
     pub async fn disconnect(&self) {
-        let _ = self.mqtt.disconnect().await;
+        self.mqtt.disconnect().await;
     }
 }
 
 async fn poll_loop(
     mut eventloop: EventLoop,
-    mqtt: AsyncClient,
-    filters: Arc<Mutex<Vec<(String, QoS)>>>,
-    raw_tx: std::sync::mpsc::SyncSender<Raw>,
+    mqtt: Mqtt,
+    filters: Arc<Mutex<Vec<(String, u8)>>>,
+    raw_tx: mpsc::Sender<ToOpener>,
+    auth: Arc<Mutex<ConnectAuth>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -216,19 +431,16 @@ async fn poll_loop(
                     qos: level(publish.qos),
                     retain: publish.retain,
                 };
-                // The opener thread is the only consumer; if it is gone, so is the subscriber.
-                let sender = raw_tx.clone();
-                if tokio::task::spawn_blocking(move || sender.send(raw)).await.map_or(true, |r| r.is_err()) {
+                // The opener thread is the only consumer; if it is gone, so is the subscriber. A full queue
+                // holds the event loop back (and with it the broker's flow control) instead of growing.
+                if raw_tx.send(ToOpener::Publish(raw)).await.is_err() {
                     return;
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
                 if !ack.session_present {
-                    let current = filters.lock().map(|f| f.clone()).unwrap_or_default();
-                    for (filter, q) in current {
-                        let _ = mqtt.try_subscribe(filter, q);
-                    }
+                    mqtt.resubscribe(&filters);
                 }
             }
             Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
@@ -238,13 +450,72 @@ async fn poll_loop(
                 tracing::debug!(%error, "MQTT connection lost; reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+                // A fresh token for the next CONNECT (a broker checking them refuses stale ones).
+                if let Ok(auth) = auth.lock() {
+                    let username = eventloop.mqtt_options.credentials().map(|login| login.username).unwrap_or_default();
+                    eventloop.mqtt_options.set_credentials(username, auth.password());
+                }
             }
         }
     }
 }
 
-fn open_loop(mut opener: Opener, raw_rx: &std::sync::mpsc::Receiver<Raw>, tx: &mpsc::Sender<Delivery>) {
-    while let Ok(raw) = raw_rx.recv() {
+/// [`poll_loop`] for MQTT 5.
+async fn poll_loop5(
+    mut eventloop: mqtt5::EventLoop,
+    mqtt: Mqtt,
+    filters: Arc<Mutex<Vec<(String, u8)>>>,
+    raw_tx: mpsc::Sender<ToOpener>,
+    auth: Arc<Mutex<ConnectAuth>>,
+) {
+    use mqtt5::mqttbytes::v5::Packet as Packet5;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match eventloop.poll().await {
+            Ok(mqtt5::Event::Incoming(Packet5::Publish(publish))) => {
+                // A topic that is not UTF-8 (or an unresolved topic alias, empty) goes to the opener as is: it
+                // cannot match a signature and is reported as a refused message rather than dropped silently.
+                let raw = Raw {
+                    topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+                    payload: bytes_like::Payload(publish.payload.to_vec()),
+                    qos: level5(publish.qos),
+                    retain: publish.retain,
+                };
+                if raw_tx.send(ToOpener::Publish(raw)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(mqtt5::Event::Incoming(Packet5::ConnAck(ack))) => {
+                backoff = Duration::from_millis(100);
+                if !ack.session_present {
+                    mqtt.resubscribe(&filters);
+                }
+            }
+            Ok(mqtt5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+            Ok(_) => {}
+            Err(mqtt5::ConnectionError::RequestsDone) => return,
+            Err(error) => {
+                tracing::debug!(%error, "MQTT connection lost; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                if let Ok(auth) = auth.lock() {
+                    let username = eventloop.options.credentials().map(|login| login.username).unwrap_or_default();
+                    eventloop.options.set_credentials(username, auth.password());
+                }
+            }
+        }
+    }
+}
+
+fn open_loop(mut opener: Opener, mut raw_rx: mpsc::Receiver<ToOpener>, tx: &mpsc::Sender<Delivery>) {
+    while let Some(next) = raw_rx.blocking_recv() {
+        let raw = match next {
+            ToOpener::Publish(raw) => raw,
+            ToOpener::Key(user_key, epoch) => {
+                opener.set_key(user_key, epoch);
+                continue;
+            }
+        };
         let delivery = opener.open(&raw.topic, &raw.payload.0, raw.qos, raw.retain);
         if tx.blocking_send(delivery).is_err() {
             return;

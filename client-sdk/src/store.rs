@@ -135,6 +135,16 @@ impl DeviceStore {
         self.load()
     }
 
+    /// The authority's current epoch (a public, unauthenticated request to the store's authority).
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::Authority`].
+    pub fn authority_epoch(&self) -> Result<u64, Error> {
+        let url = String::from_utf8(read(&self.dir, "authority.url")?).map_err(|e| store_error(&self.dir, e))?;
+        let info = Client::new(url.trim()).epoch().map_err(|e| Error::Authority(e.to_string()))?;
+        Ok(info.epoch)
+    }
+
     fn device_id(&self) -> Result<DeviceId, Error> {
         let text = String::from_utf8(read(&self.dir, "device.id")?).map_err(|e| store_error(&self.dir, e))?;
         DeviceId::new(text.trim()).map_err(|e| store_error(&self.dir.join("device.id"), e))

@@ -165,17 +165,13 @@ async fn key_rotation_mid_stream() {
     publisher.publish("line/1", &p, 1, false, b"epoch one").await.expect("publish");
     assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("reads").payload, b"epoch one");
 
-    // The authority rotates; the publisher renews and encrypts for epoch 2.
-    let (sensor2, reader2) = tokio::task::spawn_blocking(move || {
-        admin.rotate_epoch(Some("test".into())).expect("rotate");
-        (sensor_store.renew().expect("renew"), reader_store)
-    })
-    .await
-    .expect("renew");
-    assert_eq!(sensor2.epoch, 2);
-    publisher.disconnect().await;
-    let (publisher, _) = SmqttClient::connect(sensor2, &config).expect("connect");
-    settle().await;
+    // The authority rotates; the publisher renews in place (same connection) and encrypts for epoch 2.
+    let rotating = admin.clone();
+    tokio::task::spawn_blocking(move || rotating.rotate_epoch(Some("test".into())).expect("rotate"))
+        .await
+        .expect("rotate");
+    assert_eq!(publisher.renew(&sensor_store).await.expect("renew"), 2);
+    assert_eq!(publisher.epoch(), 2);
     publisher.publish("line/1", &p, 1, false, b"epoch two").await.expect("publish");
     // The subscriber still holds an epoch-1 key: not authorised, until it renews too.
     match rx.next_timeout(WAIT).await.expect("delivery") {
@@ -183,12 +179,8 @@ async fn key_rotation_mid_stream() {
         Ok(m) => panic!("epoch-1 key read epoch-2 data: {m:?}"),
         Err(e) => panic!("unexpected {e}"),
     }
-    let reader2 = tokio::task::spawn_blocking(move || reader2.renew().expect("renew")).await.expect("renew");
-    // Same MQTT client id: the old connection goes first (a broker kicks the older of two).
-    sub.disconnect().await;
-    let (sub2, mut rx2) = SmqttClient::connect(reader2, &common::World::config_for(broker)).expect("connect");
-    sub2.subscribe("line/#", 1).await.expect("sub");
-    settle().await;
+    assert_eq!(sub.renew(&reader_store).await.expect("renew"), 2);
+    let (sub2, mut rx2) = (sub, rx);
     // It joined mid-session: messages before the session's next capsule are "unknown key", then it reads.
     let mut unknown = 0;
     for i in 0..60 {
@@ -204,6 +196,15 @@ async fn key_rotation_mid_stream() {
         assert!(i < 59, "the capsule never came again");
     }
     assert!(unknown > 0, "a mid-session joiner cannot know the key before the capsule repeats");
+
+    // Revoked: the authority refuses its renewal, and the client keeps what it had (epoch 2).
+    tokio::task::spawn_blocking(move || admin.revoke_device("reader-3").expect("revoke")).await.expect("revoke");
+    match sub2.renew(&reader_store).await {
+        Err(smqtt_client::Error::Authority(message)) => assert!(message.contains("revoked"), "{message}"),
+        other => panic!("a revoked device renewed: {other:?}"),
+    }
+    assert_eq!(sub2.epoch(), 2);
+    assert_eq!(publisher.renew(&sensor_store).await.expect("renew"), 3);
     common::finish(world).await;
 }
 
@@ -272,5 +273,43 @@ async fn forged_publishers_are_refused() {
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     publisher.publish("f/x", &p, 1, false, b"genuine").await.expect("publish");
     assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("genuine reads").payload, b"genuine");
+    common::finish(world).await;
+}
+
+/// The same SDK over MQTT 5: authorised read, refusal by policy, QoS 1 and a retained late-joiner read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_publish_subscribe_retained() {
+    let broker = common::start_rumqttd_v5();
+    let (world, sensor, reader, outsider, late) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(broker);
+        let (_, sensor) = w.device("sensor-5", "role:sensor", &["v5/#"]);
+        let (_, reader) = w.device("reader-5", "role:operator", &[]);
+        let (_, outsider) = w.device("outsider-5", "role:visitor", &[]);
+        let (_, late) = w.device("late-5", "role:operator", &[]);
+        (w, sensor, reader, outsider, late)
+    })
+    .await
+    .expect("devices");
+    let mut config = common::World::config_for(broker);
+    config.protocol = smqtt_client::MqttVersion::V5;
+    let p = policy("role:operator");
+    let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
+    let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
+    let (other, mut other_rx) = SmqttClient::connect(outsider, &config).expect("connect");
+    sub.subscribe("v5/+/temp", 1).await.expect("sub");
+    other.subscribe("v5/#", 1).await.expect("sub");
+    settle().await;
+    publisher.publish("v5/hall/temp", &p, 1, true, b"21.0 C").await.expect("publish");
+    let message = rx.next_timeout(WAIT).await.expect("delivery").expect("reads");
+    assert_eq!((message.payload.as_slice(), message.qos, message.publisher.as_str()), (&b"21.0 C"[..], 1, "sensor-5"));
+    match other_rx.next_timeout(WAIT).await.expect("delivery") {
+        Err(MessageError::NotAuthorised { .. }) => {}
+        other => panic!("a visitor key read operator data: {other:?}"),
+    }
+    let (late_client, mut late_rx) = SmqttClient::connect(late, &config).expect("connect");
+    late_client.subscribe("v5/#", 1).await.expect("sub");
+    let retained = late_rx.next_timeout(WAIT).await.expect("retained delivery").expect("reads");
+    assert!(retained.retain, "delivered as retained");
+    assert_eq!(retained.payload, b"21.0 C");
     common::finish(world).await;
 }

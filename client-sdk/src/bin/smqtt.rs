@@ -30,6 +30,19 @@ struct Broker {
     /// The device store (from `smqtt enroll`).
     #[arg(long, env = "SMQTT_STORE")]
     store: PathBuf,
+    /// MQTT protocol version: `mqttv311` or `mqttv5` (as mosquitto_pub's -V).
+    #[arg(short = 'V', long = "protocol-version", default_value = "mqttv311", value_parser = ["mqttv311", "mqttv5"])]
+    protocol: String,
+}
+
+impl Broker {
+    fn config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new(&self.host, self.port);
+        if self.protocol == "mqttv5" {
+            config.protocol = smqtt_client::MqttVersion::V5;
+        }
+        config
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,7 +173,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         Command::Pub { broker, topic, policy, message, file, lines, qos, retain } => {
             let policy = smqtt_abe::Policy::parse(&policy).map_err(|e| Failure(format!("policy: {e}"), 2))?;
             let identity = DeviceStore::at(&broker.store).load()?;
-            let (client, _messages) = SmqttClient::connect(identity, &ClientConfig::new(&broker.host, broker.port))?;
+            let (client, _messages) = SmqttClient::connect(identity, &broker.config())?;
             let mut payloads = Vec::new();
             if let Some(m) = message {
                 payloads.push(m.into_bytes());
@@ -186,7 +199,7 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Sub { broker, topic, qos, verbose, count, json } => {
             let identity = DeviceStore::at(&broker.store).load()?;
-            let (client, mut messages) = SmqttClient::connect(identity, &ClientConfig::new(&broker.host, broker.port))?;
+            let (client, mut messages) = SmqttClient::connect(identity, &broker.config())?;
             for filter in &topic {
                 client.subscribe(filter, qos).await?;
             }

@@ -25,6 +25,15 @@ fn free_port() -> u16 {
 
 /// Starts rumqttd with one MQTT 3.1.1 listener on a free loopback port.
 pub fn start_rumqttd() -> SocketAddr {
+    start_rumqttd_with(false)
+}
+
+/// Starts rumqttd with one MQTT 5 listener on a free loopback port.
+pub fn start_rumqttd_v5() -> SocketAddr {
+    start_rumqttd_with(true)
+}
+
+fn start_rumqttd_with(v5: bool) -> SocketAddr {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let connections = rumqttd::ConnectionSettings {
         connection_timeout_ms: 5000,
@@ -50,8 +59,12 @@ pub fn start_rumqttd() -> SocketAddr {
         initialized_filters: None,
         ..Default::default()
     };
-    let config =
-        rumqttd::Config { id: 0, router, v4: Some(HashMap::from([("1".to_owned(), server)])), ..Default::default() };
+    let listeners = Some(HashMap::from([("1".to_owned(), server)]));
+    let config = if v5 {
+        rumqttd::Config { id: 0, router, v5: listeners, ..Default::default() }
+    } else {
+        rumqttd::Config { id: 0, router, v4: listeners, ..Default::default() }
+    };
     std::thread::spawn(move || {
         let mut broker = rumqttd::Broker::new(config);
         let _ = broker.start();
