@@ -1,0 +1,83 @@
+//! Relations between topic filters that MQTT itself does not define.
+
+/// Whether every topic name matching `inner` also matches `outer` (both valid filters). Topics starting with
+/// `$` never match a filter whose first level is a wildcard (MQTT §4.7.2), which this respects.
+pub(crate) fn filter_within(inner: &str, outer: &str) -> bool {
+    let inner: Vec<&str> = inner.split('/').collect();
+    let mut i = 0;
+    for level in outer.split('/') {
+        let dollar = i == 0 && inner.first().is_some_and(|l| l.starts_with('$'));
+        if level == "#" {
+            return !dollar;
+        }
+        let Some(&own) = inner.get(i) else { return false };
+        match (level, own) {
+            (_, "#") => return false,
+            ("+", _) if dollar => return false,
+            ("+", _) => {}
+            (literal, own) if literal == own => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    i == inner.len()
+}
+
+/// The filter a subscription actually applies: `$share/<group>/<filter>` (MQTT 5 shared subscriptions) is
+/// `<filter>`. `None` for a malformed shared subscription.
+pub(crate) fn unshared(filter: &str) -> Option<&str> {
+    match filter.strip_prefix("$share/") {
+        None => Some(filter),
+        Some(rest) => {
+            let (group, inner) = rest.split_once('/')?;
+            (!group.is_empty() && !group.contains(['+', '#']) && !inner.is_empty()).then_some(inner)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within() {
+        for (inner, outer) in [
+            ("a/b", "a/b"),
+            ("a/b", "a/+"),
+            ("a/+", "a/+"),
+            ("a/+", "a/#"),
+            ("a", "a/#"),
+            ("a/#", "a/#"),
+            ("a/b/#", "a/#"),
+            ("a/b/c", "#"),
+            ("+/b", "+/+"),
+            ("$SYS/x", "$SYS/#"),
+        ] {
+            assert!(filter_within(inner, outer), "{inner} within {outer}");
+        }
+        for (inner, outer) in [
+            ("a/#", "a/b"),
+            ("a/#", "a/+"),
+            ("a/+", "a/b"),
+            ("a", "a/+"),
+            ("a/b/c", "a/+"),
+            ("a/#", "a/+/#"),
+            ("#", "a/#"),
+            ("$SYS/x", "#"),
+            ("$SYS/x", "+/x"),
+            ("b", "a"),
+            ("test/nosubscribe/x", "test/nosubscribe"),
+        ] {
+            assert!(!filter_within(inner, outer), "{inner} not within {outer}");
+        }
+    }
+
+    #[test]
+    fn shared() {
+        assert_eq!(unshared("a/b"), Some("a/b"));
+        assert_eq!(unshared("$share/g/a/#"), Some("a/#"));
+        assert_eq!(unshared("$share/g"), None);
+        assert_eq!(unshared("$share//a"), None);
+        assert_eq!(unshared("$share/g/"), None);
+    }
+}

@@ -1,0 +1,491 @@
+//! The [`Gate`]: configuration in, decisions out.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use smqtt_wire::{
+    validate_topic, ConnectToken, Error as WireError, ParsedEnvelope, TopicFilter, VerifiedCredential, VerifyingKey,
+};
+
+use crate::config::{
+    config_error, filters, io_error, parse_verifying_key, read_epoch, read_small, seal_rules, FileConfig,
+};
+use crate::filters::{filter_within, unshared};
+use crate::legacy::{Legacy, Sealing};
+use crate::metrics::{Check, Metrics};
+use crate::refusal::{GateError, PublishDecision, Refusal, RefusalReason};
+use crate::session::{ClientSession, Role};
+
+/// Longest client id or username looked at (MQTT's own bound).
+const MAX_ID: usize = 65_535;
+/// How often the epoch file is re-read, at most.
+const EPOCH_RECHECK: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Registry {
+    map: HashMap<String, ClientSession>,
+    order: VecDeque<String>,
+}
+
+/// The enforcement core. `Send + Sync`; every method takes `&self` and is cheap (one or two Ed25519
+/// verifications at most), except the first login of a legacy client (Argon2) and the first sealed message of a
+/// session (one FAME encapsulation).
+pub struct Gate {
+    enforcement: bool,
+    authority: Option<VerifyingKey>,
+    min_epoch: u64,
+    epoch_file: Option<PathBuf>,
+    epoch: AtomicU64,
+    epoch_checked: Mutex<Instant>,
+    skew: u64,
+    deny_devices: HashSet<String>,
+    max_payload: usize,
+    max_sessions: usize,
+    anonymous: bool,
+    anonymous_subscribe: Vec<TopicFilter>,
+    protected: Vec<TopicFilter>,
+    open: Vec<TopicFilter>,
+    deny_subscribe: Vec<TopicFilter>,
+    legacy: Legacy,
+    sealing: Option<Sealing>,
+    sessions: Mutex<Registry>,
+    metrics: Metrics,
+}
+
+impl core::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Gate")
+            .field("enforcement", &self.enforcement)
+            .field("authority", &self.authority.map(|k| k.fingerprint()))
+            .field("min_epoch", &self.current_epoch())
+            .field("protected", &self.protected)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refusal {
+    Refusal::new(reason, message)
+}
+
+fn token_refusal(error: &WireError) -> Refusal {
+    let reason = match error {
+        WireError::StaleToken => RefusalReason::StaleToken,
+        WireError::Expired | WireError::NotYetValid => RefusalReason::Expired,
+        _ => RefusalReason::BadCredential,
+    };
+    refuse(reason, error.to_string())
+}
+
+impl Gate {
+    /// Reads the configuration file at `path`; relative paths inside it are relative to its directory.
+    ///
+    /// # Errors
+    /// [`GateError::Io`] for unreadable files, [`GateError::Config`] for invalid configuration,
+    /// [`GateError::Identity`] for a broker device store that cannot be loaded or lacks the rights to publish on
+    /// the sealed topics.
+    pub fn from_toml_file(path: &Path) -> Result<Gate, GateError> {
+        let bytes = read_small(path)?;
+        let text = String::from_utf8(bytes).map_err(|_| io_error(path, "not UTF-8"))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        Gate::from_toml_str(&text, base)
+    }
+
+    /// Parses a configuration; relative paths inside it are relative to `base_dir`.
+    ///
+    /// # Errors
+    /// As [`from_toml_file`](Self::from_toml_file).
+    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Gate, GateError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| config_error(e.to_string()))?;
+        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
+
+        let authority = match &file.authority.verifying_key {
+            Some(path) => {
+                let path = resolve(path);
+                Some(parse_verifying_key(&read_small(&path)?, &path)?)
+            }
+            None if file.enforcement => {
+                return Err(config_error("[authority] verifying_key is required while enforcement is on"))
+            }
+            None => None,
+        };
+        let epoch_file = file.authority.epoch_file.as_deref().map(resolve);
+        let mut epoch = file.authority.min_epoch;
+        if let Some(path) = &epoch_file {
+            epoch = epoch.max(read_epoch(path)?);
+        }
+        let sealing = match &file.sealing {
+            Some(sealing) => Some(Sealing::new(resolve(&sealing.store), seal_rules(sealing)?)?),
+            None => None,
+        };
+        if file.limits.max_payload == 0 || file.limits.max_sessions == 0 {
+            return Err(config_error("[limits] values must be positive"));
+        }
+        Ok(Gate {
+            enforcement: file.enforcement,
+            authority,
+            min_epoch: file.authority.min_epoch,
+            epoch_file,
+            epoch: AtomicU64::new(epoch),
+            epoch_checked: Mutex::new(Instant::now()),
+            skew: file.authority.clock_skew_secs,
+            deny_devices: file.authority.deny_devices.iter().cloned().collect(),
+            max_payload: file.limits.max_payload,
+            max_sessions: file.limits.max_sessions,
+            anonymous: file.anonymous.allow,
+            anonymous_subscribe: filters(&file.anonymous.subscribe, "[anonymous] subscribe")?,
+            protected: filters(&file.topics.protected, "[topics] protected")?,
+            open: filters(&file.topics.open, "[topics] open")?,
+            deny_subscribe: filters(&file.topics.deny_subscribe, "[topics] deny_subscribe")?,
+            legacy: Legacy::new(&file.legacy)?,
+            sealing,
+            sessions: Mutex::new(Registry::default()),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Whether enforcement is on for the whole gate.
+    pub fn enforcing(&self) -> bool {
+        self.enforcement
+    }
+
+    /// The largest payload accepted, in bytes.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// The oldest credential epoch accepted now: the configured `min_epoch`, or the epoch file's if higher.
+    pub fn current_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    fn refresh_epoch(&self) {
+        let Some(path) = &self.epoch_file else { return };
+        {
+            let mut checked = self.epoch_checked.lock().unwrap_or_else(PoisonError::into_inner);
+            if checked.elapsed() < EPOCH_RECHECK {
+                return;
+            }
+            *checked = Instant::now();
+        }
+        // An unreadable file keeps the last value: revocation never goes backwards by accident.
+        if let Ok(epoch) = read_epoch(path) {
+            self.epoch.store(self.min_epoch.max(epoch), Ordering::Relaxed);
+        }
+    }
+
+    /// Decides a CONNECT. `password` is a CONNECT token for devices, a password for legacy clients, absent for
+    /// anonymous ones. The accepted session is also remembered (bounded) for [`check_will`](Self::check_will).
+    ///
+    /// # Errors
+    /// A [`Refusal`]: `not_authenticated`, `bad_credential`, `stale_token`, `expired`, `revoked_epoch`,
+    /// `device_denied`, `bad_password`.
+    pub fn authenticate(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<ClientSession, Refusal> {
+        let result = self.authenticate_inner(client_id, username, password);
+        match &result {
+            Ok(session) => {
+                self.metrics.accept(Check::Connect);
+                self.remember(session);
+            }
+            Err(refusal) => self.metrics.refuse(Check::Connect, refusal.reason),
+        }
+        result
+    }
+
+    fn authenticate_inner(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<ClientSession, Refusal> {
+        if client_id.len() > MAX_ID || username.is_some_and(|u| u.len() > MAX_ID) {
+            return Err(refuse(RefusalReason::NotAuthenticated, "client id or username too long"));
+        }
+        let session = |role| Ok(ClientSession::new(client_id, username, role));
+        let unchecked = |refusal: Refusal| if self.enforcement { Err(refusal) } else { session(Role::Unchecked) };
+        self.refresh_epoch();
+
+        if let Some(token) = password.filter(|p| p.starts_with(b"smqtt1.")) {
+            return match self.verify_token(client_id, username, token) {
+                Ok(credential) => session(Role::Device(credential)),
+                Err(refusal) => unchecked(refusal),
+            };
+        }
+        if let Some(client) = username.and_then(|u| self.legacy.get(u)) {
+            return match self.legacy.verify(client, password) {
+                Ok(()) => session(Role::Legacy { username: client.username.clone(), publish: client.publish.clone() }),
+                Err(refusal) => unchecked(refusal),
+            };
+        }
+        if username.is_none() && password.is_none() && self.anonymous {
+            return session(Role::Anonymous);
+        }
+        let what =
+            if username.is_none() && password.is_none() { "no credentials" } else { "unknown user or not a token" };
+        unchecked(refuse(RefusalReason::NotAuthenticated, what))
+    }
+
+    fn verify_token(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        token: &[u8],
+    ) -> Result<VerifiedCredential, Refusal> {
+        let Some(authority) = &self.authority else {
+            return Err(refuse(RefusalReason::NotAuthenticated, "no authority key configured"));
+        };
+        let Some(username) = username else {
+            return Err(refuse(RefusalReason::BadCredential, "a CONNECT token needs username = device id"));
+        };
+        let token =
+            core::str::from_utf8(token).map_err(|_| refuse(RefusalReason::BadCredential, "token is not text"))?;
+        let credential = ConnectToken::verify(token, client_id, username, authority, now_unix(), self.skew)
+            .map_err(|e| token_refusal(&e))?;
+        self.credential_current(&credential)?;
+        Ok(credential)
+    }
+
+    /// Epoch, denial and expiry of an already verified credential (checked at CONNECT and on every publish).
+    fn credential_current(&self, credential: &VerifiedCredential) -> Result<(), Refusal> {
+        let body = credential.body();
+        if self.deny_devices.contains(body.device_id.as_str()) {
+            return Err(refuse(RefusalReason::DeviceDenied, format!("device {} is denied", body.device_id)));
+        }
+        let epoch = self.current_epoch();
+        if body.epoch < epoch {
+            return Err(refuse(
+                RefusalReason::RevokedEpoch,
+                format!("credential of epoch {} (minimum {epoch})", body.epoch),
+            ));
+        }
+        if now_unix() >= body.not_after {
+            return Err(refuse(RefusalReason::Expired, "credential expired"));
+        }
+        Ok(())
+    }
+
+    fn remember(&self, session: &ClientSession) {
+        let mut registry = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = session.client_id().to_owned();
+        if registry.map.insert(id.clone(), session.clone()).is_none() {
+            registry.order.push_back(id);
+        }
+        while registry.map.len() > self.max_sessions {
+            let Some(oldest) = registry.order.pop_front() else { break };
+            registry.map.remove(&oldest);
+        }
+    }
+
+    /// The session last accepted for `client_id` (kept, bounded, after it disconnects, so its will can be
+    /// checked).
+    pub fn session(&self, client_id: &str) -> Option<ClientSession> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).map.get(client_id).cloned()
+    }
+
+    /// Forgets the session of `client_id` (after its will, if any, was decided).
+    pub fn forget(&self, client_id: &str) {
+        let mut registry = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if registry.map.remove(client_id).is_some() {
+            registry.order.retain(|id| id != client_id);
+        }
+    }
+
+    /// Decides a SUBSCRIBE filter (`$share/<group>/` is looked through).
+    ///
+    /// # Errors
+    /// A [`Refusal`]: `bad_topic`, `subscribe_denied`.
+    pub fn check_subscribe(&self, client: &ClientSession, filter: &str) -> Result<(), Refusal> {
+        let result = self.subscribe_inner(client, filter);
+        match &result {
+            Ok(()) => self.metrics.accept(Check::Subscribe),
+            Err(refusal) => self.metrics.refuse(Check::Subscribe, refusal.reason),
+        }
+        result
+    }
+
+    fn subscribe_inner(&self, client: &ClientSession, filter: &str) -> Result<(), Refusal> {
+        let bad = || refuse(RefusalReason::BadTopic, "not a valid topic filter");
+        let inner = unshared(filter).ok_or_else(bad)?;
+        TopicFilter::new(inner).map_err(|_| bad())?;
+        if self.deny_subscribe.iter().any(|d| filter_within(inner, d.as_str())) {
+            return Err(refuse(RefusalReason::SubscribeDenied, format!("subscribing to {inner:?} is denied")));
+        }
+        if self.enforcement && matches!(client.role(), Role::Anonymous) {
+            let allowed = self.anonymous_subscribe.iter().chain(&self.open).any(|a| filter_within(inner, a.as_str()));
+            if !allowed {
+                return Err(refuse(
+                    RefusalReason::SubscribeDenied,
+                    format!("anonymous clients may not subscribe to {inner:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decides a PUBLISH by `client`: [`PublishDecision::Accept`], [`PublishDecision::Replace`] with the
+    /// broker-sealed envelope (a legacy client on a sealed topic), or [`PublishDecision::Refuse`]
+    /// (`bad_topic`, `oversize`, `anonymous_read_only`, `topic_not_permitted`, `expired`, `revoked_epoch`,
+    /// `device_denied`, `not_an_envelope`, `foreign_signer`, `bad_signature`, `seal_failed`). `qos` is not
+    /// used for the decision; it is part of the contract so adapters pass what they have.
+    pub fn check_publish(
+        &self,
+        client: &ClientSession,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        payload: &[u8],
+    ) -> PublishDecision {
+        let _ = qos;
+        self.decide(Check::Publish, client, topic, retain, payload)
+    }
+
+    /// Decides the will of the session last accepted for `client_id`, whose username must be `username`: the
+    /// rules of [`check_publish`](Self::check_publish). A client id without a remembered session is refused
+    /// (`not_authenticated`). For adapters that only know the client at the time the will fires (Mosquitto).
+    pub fn check_will(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        payload: &[u8],
+    ) -> PublishDecision {
+        match self.session(client_id).filter(|s| s.username() == username) {
+            Some(session) => self.check_will_for(&session, topic, qos, retain, payload),
+            None => {
+                self.metrics.refuse(Check::Will, RefusalReason::NotAuthenticated);
+                PublishDecision::Refuse(refuse(RefusalReason::NotAuthenticated, "no session for this client"))
+            }
+        }
+    }
+
+    /// Decides the will of `client` (for adapters that see the will in the CONNECT, like the embedded broker).
+    pub fn check_will_for(
+        &self,
+        client: &ClientSession,
+        topic: &str,
+        qos: u8,
+        retain: bool,
+        payload: &[u8],
+    ) -> PublishDecision {
+        let _ = qos;
+        self.decide(Check::Will, client, topic, retain, payload)
+    }
+
+    fn decide(
+        &self,
+        check: Check,
+        client: &ClientSession,
+        topic: &str,
+        retain: bool,
+        payload: &[u8],
+    ) -> PublishDecision {
+        match self.decide_inner(client, topic, retain, payload) {
+            Ok(Some(sealed)) => {
+                self.metrics.accept(check);
+                self.metrics.sealed();
+                PublishDecision::Replace(sealed)
+            }
+            Ok(None) => {
+                self.metrics.accept(check);
+                PublishDecision::Accept
+            }
+            Err(refusal) => {
+                self.metrics.refuse(check, refusal.reason);
+                PublishDecision::Refuse(refusal)
+            }
+        }
+    }
+
+    /// `Ok(None)`: accept as is; `Ok(Some(bytes))`: forward `bytes` instead.
+    fn decide_inner(
+        &self,
+        client: &ClientSession,
+        topic: &str,
+        retain: bool,
+        payload: &[u8],
+    ) -> Result<Option<Vec<u8>>, Refusal> {
+        validate_topic(topic).map_err(|e| refuse(RefusalReason::BadTopic, e.to_string()))?;
+        if payload.len() > self.max_payload {
+            return Err(refuse(
+                RefusalReason::Oversize,
+                format!("{} bytes, limit {}", payload.len(), self.max_payload),
+            ));
+        }
+        let seal_rule = self.sealing.as_ref().and_then(|s| s.rule(topic).map(|r| (s, r)));
+        let enforced = seal_rule.is_some() || self.protected.iter().any(|f| f.matches(topic));
+        if !self.enforcement || (!enforced && self.open.iter().any(|f| f.matches(topic))) {
+            self.metrics.unenforced();
+            return Ok(None);
+        }
+        // Clearing a retained message carries no data: the right to publish is enough.
+        let clearing = retain && payload.is_empty();
+        match client.role() {
+            Role::Unchecked => Ok(None),
+            Role::Anonymous => Err(refuse(RefusalReason::AnonymousReadOnly, "anonymous clients may not publish")),
+            Role::Legacy { username, publish } => {
+                if !publish.iter().any(|f| f.matches(topic)) {
+                    return Err(refuse(
+                        RefusalReason::TopicNotPermitted,
+                        format!("legacy client {username:?} may not publish to {topic:?}"),
+                    ));
+                }
+                match seal_rule {
+                    _ if clearing => Ok(None),
+                    Some((sealing, rule)) => sealing.seal(rule, topic, payload, retain).map(Some),
+                    None if enforced => {
+                        Err(refuse(RefusalReason::NotAnEnvelope, "legacy clients cannot publish on protected topics"))
+                    }
+                    None => Ok(None),
+                }
+            }
+            Role::Device(credential) => {
+                self.credential_current(credential)?;
+                if !credential.may_publish(topic) {
+                    return Err(refuse(
+                        RefusalReason::TopicNotPermitted,
+                        format!("{} may not publish to {topic:?}", credential.body().device_id),
+                    ));
+                }
+                if enforced && !clearing {
+                    check_envelope(credential, topic, payload)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// The counters in Prometheus text exposition format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.text(self.enforcement, self.current_epoch())
+    }
+}
+
+/// A well-formed envelope whose publisher is the connected device and whose signature verifies for `topic` with
+/// its key (structure and one Ed25519 verification: no ABE).
+fn check_envelope(credential: &VerifiedCredential, topic: &str, payload: &[u8]) -> Result<(), Refusal> {
+    let envelope = ParsedEnvelope::parse(payload)
+        .map_err(|e| refuse(RefusalReason::NotAnEnvelope, format!("not an SMQTT envelope: {e}")))?;
+    let device = &credential.body().device_id;
+    if envelope.publisher() != device {
+        return Err(refuse(
+            RefusalReason::ForeignSigner,
+            format!("envelope by {}, connected as {device}", envelope.publisher()),
+        ));
+    }
+    envelope
+        .verify_signature(topic, &credential.body().device_key)
+        .map_err(|_| refuse(RefusalReason::BadSignature, "envelope signature does not verify for this topic"))
+}

@@ -1,0 +1,176 @@
+//! Legacy clients (username + Argon2 password hash) and broker-side sealing of their plaintext.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use argon2::{Argon2, PasswordHash, PasswordVerifier};
+use sha2::{Digest, Sha256};
+use smqtt_client::{DeviceStore, Sealer, SessionPolicy};
+use smqtt_wire::TopicFilter;
+use subtle::ConstantTimeEq;
+
+use crate::config::{covered, filters, LegacyFile, SealRule};
+use crate::refusal::{GateError, Refusal, RefusalReason};
+
+/// Longest password hashed (longer ones are refused unhashed).
+const MAX_PASSWORD: usize = 1024;
+/// After a failed password, further attempts for that username are refused unhashed for this long.
+const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
+/// How often the broker's device store is checked for a renewed credential.
+const STORE_RECHECK: Duration = Duration::from_secs(5);
+
+pub(crate) struct LegacyClient {
+    pub(crate) username: String,
+    hash: String,
+    pub(crate) publish: Vec<TopicFilter>,
+}
+
+#[derive(Default)]
+struct Attempts {
+    /// SHA-256 of the password that verified last (so reconnects skip Argon2).
+    verified: Option<[u8; 32]>,
+    failed_at: Option<Instant>,
+}
+
+pub(crate) struct Legacy {
+    clients: HashMap<String, Arc<LegacyClient>>,
+    attempts: Mutex<HashMap<String, Attempts>>,
+}
+
+impl Legacy {
+    pub(crate) fn new(files: &[LegacyFile]) -> Result<Legacy, GateError> {
+        let mut clients = HashMap::new();
+        for file in files {
+            PasswordHash::new(&file.password_hash).map_err(|e| {
+                GateError::Config(format!("legacy client {:?}: password_hash is not a PHC string: {e}", file.username))
+            })?;
+            if file.username.is_empty() {
+                return Err(GateError::Config("legacy client with an empty username".into()));
+            }
+            let client = LegacyClient {
+                username: file.username.clone(),
+                hash: file.password_hash.clone(),
+                publish: filters(&file.publish, &format!("legacy client {:?} publish", file.username))?,
+            };
+            if clients.insert(file.username.clone(), Arc::new(client)).is_some() {
+                return Err(GateError::Config(format!("legacy client {:?} configured twice", file.username)));
+            }
+        }
+        Ok(Legacy { clients, attempts: Mutex::new(HashMap::new()) })
+    }
+
+    pub(crate) fn get(&self, username: &str) -> Option<&Arc<LegacyClient>> {
+        self.clients.get(username)
+    }
+
+    /// Checks `password` for the configured legacy client `client`.
+    pub(crate) fn verify(&self, client: &LegacyClient, password: Option<&[u8]>) -> Result<(), Refusal> {
+        let refuse =
+            |m: &str| Refusal::new(RefusalReason::BadPassword, format!("legacy client {:?}: {m}", client.username));
+        let Some(password) = password else { return Err(refuse("no password")) };
+        if password.len() > MAX_PASSWORD {
+            return Err(refuse("password too long"));
+        }
+        let digest: [u8; 32] = Sha256::digest(password).into();
+        {
+            let mut attempts = self.attempts.lock().map_err(|_| refuse("internal state poisoned"))?;
+            let entry = attempts.entry(client.username.clone()).or_default();
+            if entry.verified.is_some_and(|v| bool::from(v.ct_eq(&digest))) {
+                return Ok(());
+            }
+            if entry.failed_at.is_some_and(|at| at.elapsed() < FAILURE_BACKOFF) {
+                return Err(refuse("too soon after a failed attempt"));
+            }
+        }
+        let ok = PasswordHash::new(&client.hash)
+            .map(|hash| Argon2::default().verify_password(password, &hash).is_ok())
+            .unwrap_or(false);
+        let mut attempts = self.attempts.lock().map_err(|_| refuse("internal state poisoned"))?;
+        let entry = attempts.entry(client.username.clone()).or_default();
+        if ok {
+            entry.verified = Some(digest);
+            entry.failed_at = None;
+            Ok(())
+        } else {
+            entry.failed_at = Some(Instant::now());
+            Err(refuse("wrong password"))
+        }
+    }
+}
+
+struct SealState {
+    sealer: Sealer,
+    credential_mtime: Option<SystemTime>,
+    checked: Instant,
+}
+
+/// The broker's own device identity and the sealing rules.
+pub(crate) struct Sealing {
+    rules: Vec<SealRule>,
+    store: PathBuf,
+    state: Mutex<SealState>,
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<Sealer, GateError> {
+    let identity = DeviceStore::at(store).load().map_err(|e| GateError::Identity(e.to_string()))?;
+    let rights = &identity.verified.body().publish;
+    for rule in rules {
+        if !covered(&rule.filter, rights) {
+            return Err(GateError::Identity(format!(
+                "the broker's credential ({}) does not allow publishing on the sealed topics {}: enroll it with \
+                 --publish covering them, or subscribers will refuse its envelopes",
+                identity.device_id,
+                rule.filter.as_str()
+            )));
+        }
+    }
+    Ok(Sealer::new(
+        identity.device_id,
+        identity.signing_key,
+        identity.credential,
+        Arc::new(identity.public_key),
+        identity.epoch,
+        SessionPolicy::default(),
+    ))
+}
+
+impl Sealing {
+    pub(crate) fn new(store: PathBuf, rules: Vec<SealRule>) -> Result<Sealing, GateError> {
+        let sealer = load_sealer(&store, &rules)?;
+        let state = SealState { sealer, credential_mtime: mtime(&store.join("credential")), checked: Instant::now() };
+        Ok(Sealing { rules, store, state: Mutex::new(state) })
+    }
+
+    /// The rule for `topic`, if it is a sealed topic.
+    pub(crate) fn rule(&self, topic: &str) -> Option<&SealRule> {
+        self.rules.iter().find(|r| r.filter.matches(topic))
+    }
+
+    /// Seals `payload` for `topic` under the rule's policy, with the broker's identity (reloaded when its
+    /// store holds a renewed credential).
+    pub(crate) fn seal(&self, rule: &SealRule, topic: &str, payload: &[u8], retain: bool) -> Result<Vec<u8>, Refusal> {
+        let failed = |m: String| Refusal::new(RefusalReason::SealFailed, m);
+        let mut state = self.state.lock().map_err(|_| failed("sealer state poisoned".into()))?;
+        if state.checked.elapsed() >= STORE_RECHECK {
+            state.checked = Instant::now();
+            let now = mtime(&self.store.join("credential"));
+            if now != state.credential_mtime {
+                // A renewed identity (e.g. `smqtt renew` after an epoch change); keep the old one if it is broken.
+                if let Ok(sealer) = load_sealer(&self.store, &self.rules) {
+                    state.sealer = sealer;
+                    state.credential_mtime = now;
+                }
+            }
+        }
+        state
+            .sealer
+            .seal(topic, &rule.policy, payload, retain, &mut rand_core::OsRng)
+            .map_err(|e| failed(e.to_string()))
+    }
+}
