@@ -193,12 +193,22 @@ fn start_rumqttd() -> SocketAddr {
     addr
 }
 
-/// A Mosquitto process (default settings but for the listener); killed when dropped.
+/// A Mosquitto process (default settings but for the listener, logging to a file); killed when dropped.
 struct Mosquitto {
     child: Child,
     addr: SocketAddr,
     version: String,
+    log: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Whether Mosquitto logged that it dropped outgoing messages for `client_id` (it does so once, when the
+    /// client's queue — `max_queued_messages`, 1000 by default, beyond `max_inflight_messages` — overflows).
+    fn dropped_for(&self, client_id: &str) -> bool {
+        let needle = format!("Outgoing messages are being dropped for client {client_id}.");
+        std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(&needle))
+    }
 }
 
 impl std::fmt::Debug for Mosquitto {
@@ -233,17 +243,23 @@ fn start_mosquitto() -> Result<Mosquitto, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let port = free_port();
     let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"))
-        .map_err(|e| format!("write {}: {e}", conf.display()))?;
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
+    )
+    .map_err(|e| format!("write {}: {e}", conf.display()))?;
+    // Its stderr goes to a file we opened (it may drop root privileges, so it could not open one itself).
+    let log = dir.path().join("mosquitto.log");
+    let log_file = std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
     let child = Command::new(binary)
         .arg("-c")
         .arg(&conf)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(log_file))
         .spawn()
         .map_err(|e| format!("start {binary}: {e}"))?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let broker = Mosquitto { child, addr, version, _dir: dir };
+    let broker = Mosquitto { child, addr, version, log, _dir: dir };
     if wait_for_port(addr) {
         Ok(broker)
     } else {
@@ -459,7 +475,13 @@ fn payload(mark: u8, index: u32) -> Vec<u8> {
     p
 }
 
-#[allow(clippy::too_many_arguments)]
+fn subscriber_id(mode: Mode, row_id: usize) -> String {
+    match mode {
+        Mode::Plaintext => format!("plain-sub-{row_id}"),
+        Mode::Encrypted => format!("smqtt-sub-{row_id}"),
+    }
+}
+
 async fn run_row(
     broker: &'static str,
     addr: SocketAddr,
@@ -475,7 +497,7 @@ async fn run_row(
     let mut tasks = Vec::new();
     let (publisher, subscriber) = match mode {
         Mode::Plaintext => {
-            let (sub, sub_loop) = AsyncClient::new(raw_options(&format!("plain-sub-{row_id}"), addr), 64);
+            let (sub, sub_loop) = AsyncClient::new(raw_options(&subscriber_id(mode, row_id), addr), 64);
             tasks.push(spawn_raw_loop(sub_loop, Some(tally.clone())));
             let (publ, pub_loop) = AsyncClient::new(raw_options(&format!("plain-pub-{row_id}"), addr), 64);
             tasks.push(spawn_raw_loop(pub_loop, None));
@@ -484,7 +506,7 @@ async fn run_row(
         Mode::Encrypted => {
             let identity = devices.subscriber.load().map_err(|e| e.to_string())?;
             let mut config = ClientConfig::new("127.0.0.1", addr.port());
-            config.client_id = Some(format!("smqtt-sub-{row_id}"));
+            config.client_id = Some(subscriber_id(mode, row_id));
             let (sub, mut messages) = SmqttClient::connect(identity, &config).map_err(|e| e.to_string())?;
             let t = tally.clone();
             tasks.push(tokio::spawn(async move {
@@ -722,7 +744,14 @@ fn main() {
                     }
                     eprintln!("e2e_throughput: {what}, {n} messages …");
                     match run_row(broker, addr, level, mode, n, row_id, &devices).await {
-                        Ok(row) => {
+                        Ok(mut row) => {
+                            let id = subscriber_id(mode, row_id);
+                            if mosquitto.as_ref().is_ok_and(|m| m.addr == addr && m.dropped_for(&id)) {
+                                row.notes.push(format!(
+                                    "Mosquitto logged \"Outgoing messages are being dropped for client {id}\" \
+                                     (its per-client queue, max_queued_messages = 1000 by default, overflowed)"
+                                ));
+                            }
                             eprintln!(
                                 "e2e_throughput:   {} received, {} lost, {:.0} msgs/s",
                                 row.received,

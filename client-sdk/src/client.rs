@@ -187,7 +187,7 @@ struct Raw {
 /// What the opener thread is told: a delivered publish, or a renewed attribute key (in order with the former).
 enum ToOpener {
     Publish(Raw),
-    Key(smqtt_abe::UserKey, u64),
+    Key(Box<smqtt_abe::UserKey>, u64),
 }
 
 /// What a (re)connect needs to prove the device's identity to a broker that checks it (the SMQTT broker
@@ -364,7 +364,7 @@ impl SmqttClient {
         if let Ok(mut auth) = self.auth.lock() {
             auth.credential = identity.credential;
         }
-        self.opener_tx.send(ToOpener::Key(identity.user_key, identity.epoch)).await.map_err(|_| Error::Closed)
+        self.opener_tx.send(ToOpener::Key(Box::new(identity.user_key), identity.epoch)).await.map_err(|_| Error::Closed)
     }
 
     /// Renews the identity in `store` at the authority (see [`DeviceStore::renew`]) and [installs](Self::install)
@@ -512,7 +512,7 @@ fn open_loop(mut opener: Opener, mut raw_rx: mpsc::Receiver<ToOpener>, tx: &mpsc
         let raw = match next {
             ToOpener::Publish(raw) => raw,
             ToOpener::Key(user_key, epoch) => {
-                opener.set_key(user_key, epoch);
+                opener.set_key(*user_key, epoch);
                 continue;
             }
         };

@@ -303,10 +303,10 @@ fn envelope_files_produce_their_expected_outcome() {
         let got = outcome(ParsedEnvelope::parse(&bytes).and_then(|envelope| {
             envelope.verify_signature(topic, &publisher)?;
             let plaintext = envelope.open(topic, &key)?;
-            assert_eq!(hex(&plaintext), fields["plaintext"], "{name}");
-            assert_eq!(envelope.sequence().to_string(), fields["sequence"], "{name}");
-            assert_eq!(envelope.timestamp_ms().to_string(), fields["timestamp ms"], "{name}");
-            assert_eq!(envelope.publisher().as_str(), fields["publisher"], "{name}");
+            assert_eq!(Some(&hex(&plaintext)), fields.get("plaintext"), "{name} opened");
+            assert_eq!(Some(&envelope.sequence().to_string()), fields.get("sequence"), "{name}");
+            assert_eq!(Some(&envelope.timestamp_ms().to_string()), fields.get("timestamp ms"), "{name}");
+            assert_eq!(Some(&envelope.publisher().to_string()), fields.get("publisher"), "{name}");
             if let Some(capsule) = envelope.capsule() {
                 assert_eq!(key_id_for(capsule), key_id, "{name}");
             }
