@@ -4,7 +4,7 @@
 //! attribute key parts and ciphertext rows live in G1; sk0, ct0, H1, H2 in G2; T1, T2 in GT.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ark_bls12_381::{g1, g2, Bls12_381, Fr, G1Affine, G1Projective, G2Affine, G2Projective};
 use ark_ec::pairing::Pairing;
@@ -17,11 +17,12 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::encoding;
 use crate::error::{Error, Result};
-use crate::fixed_base::FixedBase;
+use crate::fixed_base::{FixedBase, GlvFixedBase};
 use crate::hash::{HashCache, HashPoints};
 use crate::kdf;
 use crate::keys::{Capsule, DataKey, Gt, MasterKey, ParamsId, Prepared, PublicKey, UserKey};
 use crate::label::Label;
+use crate::label_tables::{Digits, LabelTable, Lookup, TableCache, TableKey};
 use crate::limits::MAX_KEY_ATTRIBUTES;
 use crate::lsss::Lsss;
 use crate::msm::msm;
@@ -31,6 +32,10 @@ use crate::policy::{AttributeSet, Policy};
 
 /// A table that is only built once it would pay for itself: the first multiplication by a base is done
 /// directly, the second builds the table.
+///
+/// The build runs outside the `OnceLock` (racing first builders waste a build, nothing more): builds use rayon
+/// internally, and a rayon worker that waits inside `get_or_init` can steal a job that waits on the same lock,
+/// which deadlocks. Key generation also looks its tables up once, on the calling thread, before going parallel.
 struct LazyTable<T> {
     uses: AtomicUsize,
     table: OnceLock<T>,
@@ -48,16 +53,25 @@ impl<T> LazyTable<T> {
         if self.uses.fetch_add(1, Ordering::Relaxed) == 0 {
             return None;
         }
-        Some(self.table.get_or_init(build))
+        let _ = self.table.set(build());
+        self.table.get()
     }
 }
 
-static G_TABLE: LazyTable<FixedBase<G1Projective>> = LazyTable::new();
+static G_TABLE: LazyTable<GlvFixedBase> = LazyTable::new();
 static H_TABLE: LazyTable<FixedBase<G2Projective>> = LazyTable::new();
 
-/// `s · g`.
-fn mul_g(s: &Fr) -> G1Projective {
-    match G_TABLE.get(|| FixedBase::new(G1Projective::generator())) {
+fn g_table() -> Option<&'static GlvFixedBase> {
+    G_TABLE.get(|| GlvFixedBase::new(G1Affine::generator()))
+}
+
+fn h_table() -> Option<&'static FixedBase<G2Projective>> {
+    H_TABLE.get(|| FixedBase::new(G2Projective::generator()))
+}
+
+/// `s · g`, by table if there is one.
+fn mul_g(table: Option<&GlvFixedBase>, s: &Fr) -> G1Projective {
+    match table {
         Some(t) => t.mul(s),
         None => G1Projective::generator() * s,
     }
@@ -65,7 +79,12 @@ fn mul_g(s: &Fr) -> G1Projective {
 
 /// `s · h`.
 fn mul_h(s: &Fr) -> G2Projective {
-    match H_TABLE.get(|| FixedBase::new(G2Projective::generator())) {
+    mul_h_with(h_table(), s)
+}
+
+/// `s · h`, by table if there is one.
+fn mul_h_with(table: Option<&FixedBase<G2Projective>>, s: &Fr) -> G2Projective {
+    match table {
         Some(t) => t.mul(s),
         None => g2_mul(G2Affine::generator(), s),
     }
@@ -232,6 +251,9 @@ pub fn setup<R: RngCore + CryptoRng>(rng: &mut R) -> Result<(PublicKey, MasterKe
 impl MasterKey {
     /// Issues a key for `attributes` (a numeric attribute becomes one key part per bit).
     ///
+    /// Labels issued repeatedly use cached window tables of their hash points (bounded to 64 MiB per process,
+    /// see the crate docs on key generation caches); the key is bit for bit the same either way.
+    ///
     /// # Errors
     /// [`Error::ParameterMismatch`] if `pk` is not this master key's, [`Error::LimitExceeded`] for too many
     /// attributes, [`Error::Rng`] if the random number generator fails.
@@ -240,6 +262,17 @@ impl MasterKey {
         pk: &PublicKey,
         attributes: &AttributeSet,
         rng: &mut R,
+    ) -> Result<UserKey> {
+        self.keygen_with(pk, attributes, rng, Some(TableCache::global()))
+    }
+
+    /// [`MasterKey::keygen`] with the given table cache, or none (always the plain MSM path).
+    pub(crate) fn keygen_with<R: RngCore + CryptoRng>(
+        &self,
+        pk: &PublicKey,
+        attributes: &AttributeSet,
+        rng: &mut R,
+        tables: Option<&TableCache>,
     ) -> Result<UserKey> {
         if pk.id != self.params {
             return Err(Error::ParameterMismatch);
@@ -250,7 +283,6 @@ impl MasterKey {
         let labels = Label::for_key(attributes);
         let r = Zeroizing::new([random_scalar(rng)?, random_scalar(rng)?]);
         let br = Zeroizing::new([self.b[0] * r[0], self.b[1] * r[1], r[0] + r[1]]);
-        let sk0 = G2Projective::normalize_batch(&[mul_h(&br[0]), mul_h(&br[1]), mul_h(&br[2])]);
         let mut inv_a = Zeroizing::new([Fr::zero(); 2]);
         for (inv, a) in inv_a.iter_mut().zip(&self.a) {
             *inv = a.inverse().ok_or(Error::Malformed { what: "master key", reason: "zero scalar" })?;
@@ -262,15 +294,31 @@ impl MasterKey {
                 coeff[l][t] = br[l] * inv_a[t];
             }
         }
+        // Their table digits, once per key; without them (never in practice) every label takes the MSM path.
+        let digits = tables.and_then(|_| Digits::new(&coeff));
+        let tables = tables.filter(|_| digits.is_some());
         let cache = HashCache::global();
-        let v = cache.columns(1)[0];
+        let bases = |key: TableKey, points: &dyn Fn() -> HashPoints| match tables.map(|c| c.lookup(&key)) {
+            Some(Lookup::Hit(table)) => Bases::Table(table),
+            Some(Lookup::Build) => Bases::Build(key, points()),
+            Some(Lookup::Miss) | None => Bases::Points(points()),
+        };
         let mut jobs = Vec::with_capacity(labels.len() + 1);
         for label in &labels {
-            jobs.push((cache.label(label), random_scalar(rng)?, [G1Projective::zero(); 3]));
+            let source = bases(TableKey::Label(label.clone()), &|| cache.label(label));
+            jobs.push((source, random_scalar(rng)?, [G1Projective::zero(); 3]));
         }
+        let v = bases(TableKey::V, &|| cache.columns(1)[0]);
         jobs.push((v, random_scalar(rng)?, self.g_d.map(G1Projective::from)));
-        let parts: Vec<[G1Projective; 3]> =
-            par_iter(&jobs).map(|(points, sigma, offset)| key_part(points, &coeff, &inv_a, sigma, *offset)).collect();
+        // sk0's three G2 products run alongside the key parts; each key part splits once more (see key_part).
+        let (g, h) = (g_table(), h_table());
+        let sums = Sums { coeff: &coeff, inv_a: &inv_a, digits: digits.as_ref(), tables, g };
+        let (sk0, parts) = join(
+            || G2Projective::normalize_batch(&br[..3].iter().map(|b| mul_h_with(h, b)).collect::<Vec<_>>()),
+            || -> Vec<[G1Projective; 3]> {
+                par_iter(&jobs).map(|(source, sigma, offset)| key_part(source, &sums, sigma, offset)).collect()
+            },
+        );
         jobs.iter_mut().for_each(|(_, sigma, offset)| {
             sigma.zeroize();
             offset.zeroize();
@@ -285,23 +333,67 @@ impl MasterKey {
     }
 }
 
-/// One key part: for t = 1, 2: offset_t + Σ_l coeff[l][t]·P[l][t] + (σ/a_t)·g, and offset_3 − σ·g.
-fn key_part(
-    points: &HashPoints,
-    coeff: &[[Fr; 2]; 3],
-    inv_a: &[Fr; 2],
-    sigma: &Fr,
-    offset: [G1Projective; 3],
-) -> [G1Projective; 3] {
-    let mut out = offset;
-    for t in 0..2 {
-        let bases = [points[0][t], points[1][t], points[2][t]];
-        let scalars = Zeroizing::new([coeff[0][t], coeff[1][t], coeff[2][t]]);
-        out[t] += msm::<g1::Config>(&bases, scalars.as_ref());
-        out[t] += mul_g(&(*sigma * inv_a[t]));
+/// Where a key part's hash points come from.
+enum Bases {
+    /// A cached table.
+    Table(Arc<LabelTable>),
+    /// A recurring label's points, whose table this key part builds and caches.
+    Build(TableKey, HashPoints),
+    /// A first-seen label's points: the MSM path.
+    Points(HashPoints),
+}
+
+/// What every key part of one key shares: the coefficients, 1/a_t, the coefficients' table digits, the label
+/// table cache and g's table.
+struct Sums<'a> {
+    coeff: &'a [[Fr; 2]; 3],
+    inv_a: &'a [Fr; 2],
+    digits: Option<&'a Digits>,
+    tables: Option<&'a TableCache>,
+    g: Option<&'a GlvFixedBase>,
+}
+
+impl Sums<'_> {
+    /// The table for `source`: the cached one, or for a recurring label a new one (then cached); `None` for the
+    /// MSM path.
+    fn table(&self, source: &Bases) -> Option<Arc<LabelTable>> {
+        self.digits?;
+        match source {
+            Bases::Table(table) => Some(Arc::clone(table)),
+            Bases::Build(key, points) => {
+                let table = Arc::new(LabelTable::new(points));
+                if let Some(cache) = self.tables {
+                    cache.insert(key.clone(), Arc::clone(&table));
+                }
+                Some(table)
+            }
+            Bases::Points(_) => None,
+        }
     }
-    out[2] -= mul_g(sigma);
-    out
+
+    /// Σ_l coeff[l][t]·P[l][t], by table if there is one, else by MSM over the points.
+    fn hash_term(&self, source: &Bases, table: Option<&LabelTable>, t: usize) -> G1Projective {
+        match (table, self.digits, source) {
+            (Some(table), Some(digits), _) => table.sum(digits, t),
+            (_, _, Bases::Points(points) | Bases::Build(_, points)) => {
+                let bases = [points[0][t], points[1][t], points[2][t]];
+                let scalars = Zeroizing::new([self.coeff[0][t], self.coeff[1][t], self.coeff[2][t]]);
+                msm::<g1::Config>(&bases, scalars.as_ref())
+            }
+            (_, _, Bases::Table(_)) => unreachable!("cached tables are only looked up with digits"),
+        }
+    }
+}
+
+/// One key part: for t = 1, 2: offset_t + Σ_l coeff[l][t]·P[l][t] + (σ/a_t)·g, and offset_3 − σ·g. The t = 1
+/// component and the other two are computed in parallel (22 tasks of about equal size for a 10-label key, which
+/// two cores share more evenly than 11).
+fn key_part(source: &Bases, sums: &Sums<'_>, sigma: &Fr, offset: &[G1Projective; 3]) -> [G1Projective; 3] {
+    let table = sums.table(source);
+    let part =
+        |t: usize| offset[t] + sums.hash_term(source, table.as_deref(), t) + mul_g(sums.g, &(*sigma * sums.inv_a[t]));
+    let (first, (second, third)) = join(|| part(0), || (part(1), offset[2] - mul_g(sums.g, sigma)));
+    [first, second, third]
 }
 
 /// The pairing side of decapsulation: K = Σ_t e(D_t, ct0_t) − e(C_t, sk0_t), with D_t = sk'_t + Σ γ_i·sk_{ρ(i),t}
@@ -357,7 +449,7 @@ impl UserKey {
             let part = self.index.get(label).and_then(|&i| self.parts.get(i)).ok_or(Error::PolicyNotSatisfied)?;
             used.push((*part, capsule.rows[row], gamma));
         }
-        let k = pairing_value(&self.prepared, &self.sk_prime, &used, &capsule.ct0).ok_or(Error::DecryptionFailed)?;
+        let k = pairing_value(self.prepared(), &self.sk_prime, &used, &capsule.ct0).ok_or(Error::DecryptionFailed)?;
         finish_decapsulation(pk, capsule, &k)
     }
 }

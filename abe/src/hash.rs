@@ -108,7 +108,7 @@ pub(crate) struct HashCache {
     columns: Mutex<Vec<HashPoints>>,
 }
 
-/// Entries kept before the label cache is emptied and starts over (simple and bounded; ≈ 300 B per entry).
+/// Entries kept before the label cache is emptied and starts over (simple and bounded; ≈ 600 B per entry: six points and the label).
 const LABEL_CACHE_CAPACITY: usize = 8192;
 
 impl HashCache {
@@ -143,7 +143,7 @@ impl HashCache {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned cache only means another thread panicked mid-insert; the map itself stays consistent.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

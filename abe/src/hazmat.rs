@@ -66,7 +66,7 @@ pub fn forced_decapsulate(
             Some((*part, capsule.rows[row], gamma))
         })
         .collect();
-    match pairing_value(&base.prepared, &base.sk_prime, &used, &capsule.ct0) {
+    match pairing_value(base.prepared(), &base.sk_prime, &used, &capsule.ct0) {
         Some(k) => (RawKem(gt_bytes(&k).to_vec()), finish_decapsulation(pk, capsule, &k)),
         None => (RawKem(Vec::new()), Err(Error::DecryptionFailed)),
     }
@@ -83,5 +83,5 @@ pub fn pairing_only(key: &UserKey, capsule: &Capsule) -> Option<RawKem> {
             Some((*part, capsule.rows[row], gamma))
         })
         .collect();
-    pairing_value(&key.prepared, &key.sk_prime, &used, &capsule.ct0).map(|k| RawKem(gt_bytes(&k).to_vec()))
+    pairing_value(key.prepared(), &key.sk_prime, &used, &capsule.ct0).map(|k| RawKem(gt_bytes(&k).to_vec()))
 }

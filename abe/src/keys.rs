@@ -106,7 +106,8 @@ impl MasterKey {
 }
 
 /// A user's attribute key: sk0 ∈ G2³, three G1 parts per label and sk' ∈ G1³, plus sk0's prepared pairing
-/// lines (computed once per key, reused by every decapsulation).
+/// lines (computed on the first decapsulation, reused by every later one; the authority, which issues keys but
+/// never decapsulates with them, so never pays for them).
 pub struct UserKey {
     pub(crate) attributes: AttributeSet,
     pub(crate) labels: Vec<Label>,
@@ -114,7 +115,7 @@ pub struct UserKey {
     pub(crate) sk0: [G2Affine; 3],
     pub(crate) parts: Vec<[G1Affine; 3]>,
     pub(crate) sk_prime: [G1Affine; 3],
-    pub(crate) prepared: [Prepared; 3],
+    prepared: OnceLock<[Prepared; 3]>,
     pub(crate) params: ParamsId,
 }
 
@@ -143,8 +144,12 @@ impl UserKey {
         params: ParamsId,
     ) -> UserKey {
         let index = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
-        let prepared = sk0.map(Prepared::from);
-        UserKey { attributes, labels, index, sk0, parts, sk_prime, prepared, params }
+        UserKey { attributes, labels, index, sk0, parts, sk_prime, prepared: OnceLock::new(), params }
+    }
+
+    /// sk0's prepared pairing lines, computed on first use.
+    pub(crate) fn prepared(&self) -> &[Prepared; 3] {
+        self.prepared.get_or_init(|| self.sk0.map(Prepared::from))
     }
 }
 
@@ -153,7 +158,7 @@ impl Drop for UserKey {
         self.sk0.zeroize();
         self.parts.zeroize();
         self.sk_prime.zeroize();
-        for p in &mut self.prepared {
+        for p in self.prepared.get_mut().into_iter().flatten() {
             p.ell_coeffs.zeroize();
         }
     }

@@ -23,6 +23,29 @@ pub(crate) fn par_chunks<T: Sync>(items: &[T], size: usize) -> core::slice::Chun
     items.chunks(size)
 }
 
+/// Runs `a` and `b`, in parallel where possible.
+#[cfg(feature = "parallel")]
+pub(crate) fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    rayon::join(a, b)
+}
+
+#[cfg(not(feature = "parallel"))]
+pub(crate) fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    (a(), b())
+}
+
 /// Brings the rayon traits into scope where the `parallel` feature is on.
 #[cfg(feature = "parallel")]
 #[allow(unused_imports)]
