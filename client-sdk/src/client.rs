@@ -153,6 +153,11 @@ impl Messages {
         self.rx.recv().await
     }
 
+    /// A delivery that is already waiting, without waiting for one.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
+
     /// The next delivery within `timeout`.
     pub async fn next_timeout(&mut self, timeout: Duration) -> Option<Delivery> {
         tokio::time::timeout(timeout, self.rx.recv()).await.ok().flatten()
@@ -422,6 +427,7 @@ async fn poll_loop(
     auth: Arc<Mutex<ConnectAuth>>,
 ) {
     let mut backoff = Duration::from_millis(100);
+    let mut reconnected = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -439,9 +445,11 @@ async fn poll_loop(
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
-                if !ack.session_present {
+                // The first CONNACK: subscriptions made so far are still queued as requests, not lost.
+                if reconnected && !ack.session_present {
                     mqtt.resubscribe(&filters);
                 }
+                reconnected = true;
             }
             Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => {}
@@ -470,6 +478,7 @@ async fn poll_loop5(
 ) {
     use mqtt5::mqttbytes::v5::Packet as Packet5;
     let mut backoff = Duration::from_millis(100);
+    let mut reconnected = false;
     loop {
         match eventloop.poll().await {
             Ok(mqtt5::Event::Incoming(Packet5::Publish(publish))) => {
@@ -487,9 +496,11 @@ async fn poll_loop5(
             }
             Ok(mqtt5::Event::Incoming(Packet5::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
-                if !ack.session_present {
+                // The first CONNACK: subscriptions made so far are still queued as requests, not lost.
+                if reconnected && !ack.session_present {
                     mqtt.resubscribe(&filters);
                 }
+                reconnected = true;
             }
             Ok(mqtt5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
             Ok(_) => {}
