@@ -29,7 +29,7 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     let root = dir.path();
     let mut authority = Authority::start(root, Sealing::KeyFile, "");
     let broker = SmqttBroker::start(root, &gate_toml(&authority, None))
-        .expect("smqtt-broker not built (cargo build --release --bins)");
+        .expect("smqtt-broker not built in target/release (cargo build --release --workspace)");
     let port = broker.port;
     let logs = authority.logs().to_path_buf();
     let sensor = enroll(&authority, "temp-2", "role:sensor, site:berlin", &["plant/berlin/#"]);

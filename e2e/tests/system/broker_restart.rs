@@ -158,7 +158,7 @@ async fn smqtt_broker_restart_loses_offline_queue_no_persistence_then_resubscrib
     let root = dir.path();
     let authority = Authority::start(root, Sealing::KeyFile, "");
     let mut broker = SmqttBroker::start(root, &gate_toml(&authority, None))
-        .expect("smqtt-broker not built (cargo build --release --bins)");
+        .expect("smqtt-broker not built in target/release (cargo build --release --workspace)");
     let port = broker.port;
     let sensor = enroll(&authority, "temp-4", "role:sensor, site:berlin", &["plant/berlin/#"]);
     let offline = enroll(&authority, "op-4", "role:operator, site:berlin", &[]);

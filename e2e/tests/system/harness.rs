@@ -44,7 +44,7 @@ pub fn binary(name: &str) -> PathBuf {
     artifact(name).unwrap_or_else(|| {
         panic!(
             "{name} not found in {}: build the workspace's binaries first (`cargo test --workspace --release` does; \
-             with `-p smqtt-e2e` alone run `cargo build --release --bins -p smqtt-mosquitto` before)",
+             with `-p smqtt-e2e` alone run `cargo build --release --workspace` before)",
             target_dir().display()
         )
     })

@@ -38,7 +38,7 @@ async fn hundred_concurrent_clients_qos1_none_lost_none_refused_body() {
     let root = dir.path();
     let authority = Authority::start(root, Sealing::KeyFile, "");
     let broker = SmqttBroker::start(root, &gate_toml(&authority, None))
-        .expect("smqtt-broker not built (cargo build --release --bins)");
+        .expect("smqtt-broker not built in target/release (cargo build --release --workspace)");
     let port = broker.port;
 
     // 90 publishers, 10 subscribers and one prober: registered over the API, enrolled with `smqtt enroll`.

@@ -29,7 +29,7 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     let epoch_file = root.join("broker-epoch");
     std::fs::write(&epoch_file, format!("{epoch0}\n")).expect("epoch file");
     let broker = SmqttBroker::start(root, &gate_toml(&authority, Some(&epoch_file)))
-        .expect("smqtt-broker not built (cargo build --release --bins)");
+        .expect("smqtt-broker not built in target/release (cargo build --release --workspace)");
     let port = broker.port;
     let logs = authority.logs().to_path_buf();
 
