@@ -1,0 +1,199 @@
+//! smqtt-broker for real: sockets, a real authority, enrolled devices, the SDK, rumqttc v3.1.1 and v5 clients,
+//! `mosquitto_pub` and python paho-mqtt when installed.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{broker, devices, metric, next, raw4, raw5, scrape, token, world, Seen4, Seen5};
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode as Code5, PubAckReason, SubscribeReasonCode as Sub5};
+use rumqttc::{ConnectReturnCode as Code4, LastWill, QoS, SubscribeReasonCode as Sub4};
+use smqtt_abe::Policy;
+use smqtt_client::{ClientConfig, DeviceStore, MqttVersion, Sealer, SessionPolicy, SmqttClient};
+
+fn policy(text: &str) -> Policy {
+    Policy::parse(text).expect("policy")
+}
+
+fn sealer(store: &std::path::Path) -> Sealer {
+    let identity = DeviceStore::at(store).load().expect("load");
+    Sealer::new(
+        identity.device_id,
+        identity.signing_key,
+        identity.credential,
+        Arc::new(identity.public_key),
+        identity.epoch,
+        SessionPolicy::default(),
+    )
+}
+
+fn sdk(port: u16, protocol: MqttVersion) -> ClientConfig {
+    let mut config = ClientConfig::new("127.0.0.1", port);
+    config.protocol = protocol;
+    config
+}
+
+async fn opened(rx: &mut smqtt_client::Messages, what: &str) -> smqtt_client::Message {
+    match rx.next_timeout(common::WAIT).await {
+        Some(Ok(message)) => message,
+        other => panic!("expected {what}, got {other:?}"),
+    }
+}
+
+const GATE: &str = "[gate.topics]\nprotected = [\"plant/#\"]\ndeny_subscribe = [\"secret/#\"]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_refusals_rights_envelopes_retained_and_wills() {
+    let mut enrolled = devices(vec![
+        ("b1-sensor", "role:sensor, site:berlin", vec!["plant/berlin/#", "status/b1-sensor"]),
+        ("b1-op", "role:operator, site:berlin", vec![]),
+        ("b1-mallory", "role:sensor", vec!["plant/#"]),
+    ])
+    .await;
+    let (mallory_store, mallory) = enrolled.pop().expect("mallory");
+    let (_, operator) = enrolled.pop().expect("operator");
+    let (sensor_store, sensor) = enrolled.pop().expect("sensor");
+    let dir = tempfile::tempdir().expect("dir");
+    let b = broker(GATE, dir.path());
+    let (v4, v5) = (b.v4.expect("v4"), b.v5.expect("v5"));
+
+    // CONNECT: nothing, a non-token password, a garbage token, a token for another client id, someone else's
+    // credential signed with the wrong key: all refused with a CONNACK code.
+    let (_c, mut rx) = raw4(v4, "anon", None, None).await;
+    assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::NotAuthorized)));
+    let (_c, mut rx) = raw4(v4, "b1-sensor", Some(("b1-sensor", "hunter2")), None).await;
+    assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::NotAuthorized)));
+    let (_c, mut rx) = raw4(v4, "b1-sensor", Some(("b1-sensor", "smqtt1.AAAA.AAAA")), None).await;
+    assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::BadUserNamePassword)));
+    let (_c, mut rx) = raw4(v4, "other-id", Some(("b1-sensor", &token(&sensor, "b1-sensor"))), None).await;
+    assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::BadUserNamePassword)));
+    let forged = smqtt_wire::ConnectToken::create(&mallory.signing_key, &sensor.credential, "b1-sensor", common::now())
+        .expect("token");
+    let (_c, mut rx) = raw5(v5, "b1-sensor", Some(("b1-sensor", &forged))).await;
+    assert!(matches!(next(&mut rx, "connack").await, Seen5::Refused(Code5::BadUserNamePassword)));
+
+    // The SDK connects with tokens it mints itself (v3.1.1 publisher, v5 subscriber).
+    let (publisher, _) = SmqttClient::connect(sensor, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
+    let (op, mut op_rx) = SmqttClient::connect(operator, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
+    op.subscribe("plant/#", 1).await.expect("sub");
+    let (watch, mut watch_rx) = raw5(v5, "b1-watch", Some(("b1-mallory", &token(&mallory, "b1-watch")))).await;
+    assert!(matches!(next(&mut watch_rx, "connack").await, Seen5::ConnAck(Code5::Success)));
+    watch.subscribe("plant/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.expect("sub");
+    assert!(matches!(next(&mut watch_rx, "suback").await, Seen5::SubAck(_)));
+    let p = policy("site:berlin and role:operator");
+    // Until the subscriptions are live: probes until the SDK subscriber has one (the watcher sees them too).
+    for _ in 0..50 {
+        publisher.publish("plant/berlin/probe", &p, 0, false, b"probe").await.expect("probe");
+        if op_rx.next_timeout(Duration::from_millis(200)).await.is_some() {
+            break;
+        }
+    }
+    while op_rx.next_timeout(Duration::from_millis(300)).await.is_some() {}
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), watch_rx.recv()).await {}
+    publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.5 C").await.expect("publish");
+    let Seen5::Publish(captured) = next(&mut watch_rx, "envelope").await else { panic!("publish") };
+    let message = opened(&mut op_rx, "message 1").await;
+    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"23.5 C"[..], "b1-sensor"));
+    assert!(!captured.payload.windows(6).any(|w| w == b"23.5 C"), "only ciphertext on the wire");
+
+    // Mallory (a real device, v5) replays the captured envelope, publishes plaintext, and publishes outside its
+    // rights: refused with reason codes; nothing reaches the subscribers.
+    let q1 = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+    let reasons = [
+        ("plant/berlin/line1/temp", captured.payload.clone(), PubAckReason::NotAuthorized),
+        ("plant/berlin/line1/temp", bytes_of(b"plaintext"), PubAckReason::PayloadFormatInvalid),
+        ("status/b1-sensor", bytes_of(b"online"), PubAckReason::NotAuthorized),
+    ];
+    for (topic, payload, expected) in reasons {
+        watch.publish(topic, q1, false, payload).await.expect("publish");
+        match next(&mut watch_rx, "puback").await {
+            Seen5::PubAck(ack) => assert_eq!(ack.reason, expected, "{topic}"),
+            other => panic!("expected a PUBACK, got {other:?}"),
+        }
+    }
+    // A v3.1.1 client gets a plain PUBACK and its refused message is gone; QoS 0 refusals are dropped.
+    let (m4, mut m4_rx) = raw4(v4, "b1-m4", Some(("b1-mallory", &token(&mallory, "b1-m4"))), None).await;
+    assert!(matches!(next(&mut m4_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
+    m4.publish("plant/berlin/x", QoS::AtLeastOnce, false, b"plain".to_vec()).await.expect("publish");
+    assert!(matches!(next(&mut m4_rx, "puback").await, Seen4::PubAck(_)));
+    m4.publish("plant/berlin/x", QoS::AtMostOnce, false, b"plain".to_vec()).await.expect("publish");
+    // Its own valid envelope (it may publish on plant/#) does flow.
+    let mut mallory_sealer = sealer(&mallory_store);
+    let own = mallory_sealer.seal("plant/paris/x", &p, b"from mallory", false, &mut rand_core::OsRng).expect("seal");
+    m4.publish("plant/paris/x", QoS::AtLeastOnce, false, own).await.expect("publish");
+    let message = opened(&mut op_rx, "message 2").await;
+    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"from mallory"[..], "b1-mallory"));
+    if let Some(unexpected) = op_rx.next_timeout(Duration::from_millis(300)).await {
+        panic!("a refused publish got through: {unexpected:?}");
+    }
+
+    // Denied subscription: v5 SUBACK 0x87, v3.1.1 0x80, other filters of the same SUBSCRIBE granted.
+    watch.subscribe("secret/#", q1).await.expect("sub");
+    loop {
+        match next(&mut watch_rx, "suback").await {
+            Seen5::SubAck(ack) => break assert_eq!(ack.return_codes, vec![Sub5::NotAuthorized]),
+            Seen5::Publish(_) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+    m4.subscribe_many([
+        rumqttc::SubscribeFilter::new("secret/a".into(), QoS::AtMostOnce),
+        rumqttc::SubscribeFilter::new("ok/a".into(), QoS::AtLeastOnce),
+    ])
+    .await
+    .expect("sub");
+    loop {
+        match next(&mut m4_rx, "suback").await {
+            Seen4::SubAck(ack) => {
+                break assert_eq!(ack.return_codes, vec![Sub4::Failure, Sub4::Success(QoS::AtLeastOnce)])
+            }
+            Seen4::PubAck(_) | Seen4::Publish(_) => continue,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    // Retained: plaintext refused, a valid retained envelope reaches a late subscriber.
+    m4.publish("plant/paris/r", QoS::AtLeastOnce, true, b"plain".to_vec()).await.expect("publish");
+    let retained = mallory_sealer.seal("plant/paris/r", &p, b"retained", true, &mut rand_core::OsRng).expect("seal");
+    m4.publish("plant/paris/r", QoS::AtLeastOnce, true, retained).await.expect("publish");
+    let message = opened(&mut op_rx, "message 3").await;
+    assert_eq!(message.payload, b"retained");
+    let (_, late) = tokio::task::spawn_blocking(move || world().device("b1-late", "role:operator, site:berlin", &[]))
+        .await
+        .expect("enroll");
+    let (late, mut late_rx) = SmqttClient::connect(late, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
+    late.subscribe("plant/paris/r", 1).await.expect("sub");
+    let message = opened(&mut late_rx, "message 4").await;
+    assert!(message.retain && message.payload == b"retained", "{message:?}");
+
+    // Wills: a plaintext will on a protected topic refuses the CONNECT; an envelope will fires on a broken
+    // connection and is opened by the subscriber.
+    let plain_will = LastWill::new("plant/paris/will", b"gone".to_vec(), QoS::AtLeastOnce, false);
+    let (_c, mut rx) = raw4(v4, "b1-w1", Some(("b1-mallory", &token(&mallory, "b1-w1"))), Some(plain_will)).await;
+    assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::NotAuthorized)));
+    let sealed_will = mallory_sealer.seal("plant/paris/will", &p, b"gone", false, &mut rand_core::OsRng).expect("seal");
+    let login = token(&mallory, "b1-w2");
+    let packet =
+        common::connect_packet("b1-w2", Some(("b1-mallory", &login)), Some(("plant/paris/will", &sealed_will, 1)));
+    let (socket, code) = tokio::task::spawn_blocking(move || common::raw_connect(v4, &packet)).await.expect("connect");
+    assert_eq!(code, Some(0));
+    drop(socket); // closed without DISCONNECT: the will fires
+    let message = opened(&mut op_rx, "message 5").await;
+    assert_eq!((message.topic.as_str(), message.payload.as_slice()), ("plant/paris/will", &b"gone"[..]));
+    let _ = sensor_store;
+
+    let text = scrape(b.metrics.expect("metrics"));
+    assert_eq!(metric(&text, "smqtt_broker_up"), 1);
+    assert!(metric(&text, r#"smqtt_gate_refused_total{check="connect",reason="bad_credential"}"#) >= 3, "{text}");
+    assert!(metric(&text, r#"smqtt_gate_refused_total{check="publish",reason="not_an_envelope"}"#) >= 3, "{text}");
+    assert!(metric(&text, r#"smqtt_gate_refused_total{check="publish",reason="foreign_signer"}"#) >= 1, "{text}");
+    assert!(metric(&text, r#"smqtt_gate_refused_total{check="will",reason="not_an_envelope"}"#) >= 1, "{text}");
+    assert!(metric(&text, "smqtt_broker_quarantined_total") >= 4, "{text}");
+    publisher.disconnect().await;
+    op.disconnect().await;
+}
+
+fn bytes_of(b: &[u8]) -> bytes::Bytes {
+    bytes::Bytes::copy_from_slice(b)
+}
