@@ -75,7 +75,7 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
 
     // The SDK connects with tokens it mints itself (v3.1.1 publisher, v5 subscriber).
     let (publisher, _) = SmqttClient::connect(sensor, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
-    let (op, mut op_rx) = SmqttClient::connect(operator, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
+    let (op, mut op_rx) = SmqttClient::connect(operator, &sdk(v5.port(), MqttVersion::V5)).expect("connect");
     op.subscribe("plant/#", 1).await.expect("sub");
     let (watch, mut watch_rx) = raw5(v5, "b1-watch", Some(("b1-mallory", &token(&mallory, "b1-watch")))).await;
     assert!(matches!(next(&mut watch_rx, "connack").await, Seen5::ConnAck(Code5::Success)));
@@ -84,8 +84,11 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     let p = policy("site:berlin and role:operator");
     // Until the subscriptions are live: probes until the SDK subscriber has one (the watcher sees them too).
     for _ in 0..50 {
-        publisher.publish("plant/berlin/probe", &p, 0, false, b"probe").await.expect("probe");
-        if op_rx.next_timeout(Duration::from_millis(200)).await.is_some() {
+        publisher
+            .publish("plant/berlin/probe", &policy("role:operator or role:probe"), 0, false, b"probe")
+            .await
+            .expect("probe");
+        if matches!(op_rx.next_timeout(Duration::from_millis(200)).await, Some(Ok(_))) {
             break;
         }
     }
@@ -196,4 +199,193 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
 
 fn bytes_of(b: &[u8]) -> bytes::Bytes {
     bytes::Bytes::copy_from_slice(b)
+}
+
+/// An Argon2id PHC string (cheap parameters: tests only).
+fn password_hash(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    let params = argon2::Params::new(1024, 1, 1, None).expect("params");
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = SaltString::encode_b64(b"smqtt-test-salt!").expect("salt");
+    argon.hash_password(password.as_bytes(), &salt).expect("hash").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_plaintext_is_sealed_by_the_broker() {
+    let mut enrolled = devices(vec![
+        ("b2-broker", "role:broker", vec!["legacy/#"]),
+        ("b2-op", "role:operator", vec![]),
+        ("b2-obs", "role:observer", vec![]),
+    ])
+    .await;
+    let (_, observer) = enrolled.pop().expect("observer");
+    let (_, operator) = enrolled.pop().expect("operator");
+    let (broker_store, _) = enrolled.pop().expect("broker");
+    let dir = tempfile::tempdir().expect("dir");
+    let gate = format!(
+        "[gate.sealing]\nstore = {broker_store:?}\ntopics = [{{ filter = \"legacy/#\", policy = \"role:operator\" }}]\n\
+         [[gate.legacy]]\nusername = \"meter-1\"\npassword_hash = \"{}\"\npublish = [\"legacy/meters/#\"]\n",
+        password_hash("meter-pw")
+    );
+    let b = broker(&gate, dir.path());
+    let (v4, v5) = (b.v4.expect("v4"), b.v5.expect("v5"));
+
+    let (op, mut op_rx) = SmqttClient::connect(operator, &sdk(v5.port(), MqttVersion::V5)).expect("connect");
+    op.subscribe("legacy/#", 1).await.expect("sub");
+    let (raw, mut raw_rx) = raw4(v4, "b2-obs", Some(("b2-obs", &token(&observer, "b2-obs"))), None).await;
+    assert!(matches!(next(&mut raw_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
+    raw.subscribe("legacy/#", QoS::AtLeastOnce).await.expect("sub");
+    let (_bad, mut bad_rx) = raw4(v4, "meter-1", Some(("meter-1", "wrong")), None).await;
+    assert!(matches!(next(&mut bad_rx, "connack").await, Seen4::Refused(Code4::BadUserNamePassword)));
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the gate refuses unhashed for 1 s after a failure
+    let (meter, mut meter_rx) = raw4(v4, "meter-1", Some(("meter-1", "meter-pw")), None).await;
+    assert!(matches!(next(&mut meter_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
+    for _ in 0..50 {
+        meter.publish("legacy/meters/probe", QoS::AtMostOnce, false, b"probe".to_vec()).await.expect("probe");
+        if matches!(op_rx.next_timeout(Duration::from_millis(200)).await, Some(Ok(_))) {
+            break;
+        }
+    }
+    while op_rx.next_timeout(Duration::from_millis(300)).await.is_some() {}
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), raw_rx.recv()).await {}
+
+    meter.publish("legacy/meters/m1/kwh", QoS::AtLeastOnce, false, b"42.1 kWh".to_vec()).await.expect("publish");
+    let message = opened(&mut op_rx, "the sealed reading").await;
+    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"42.1 kWh"[..], "b2-broker"));
+    assert_eq!(message.policy, "role:operator and epoch:1");
+    loop {
+        match next(&mut raw_rx, "the raw copy").await {
+            Seen4::Publish(p) => {
+                assert!(!p.payload.windows(8).any(|w| w == b"42.1 kWh"), "plaintext on the wire");
+                let envelope = smqtt_wire::ParsedEnvelope::parse(&p.payload).expect("an envelope");
+                assert_eq!(envelope.publisher().as_str(), "b2-broker");
+                break;
+            }
+            _ => continue,
+        }
+    }
+    // Outside its rights: refused (plain PUBACK for v3.1.1, nothing delivered).
+    meter.publish("legacy/other", QoS::AtMostOnce, false, b"x".to_vec()).await.expect("publish");
+
+    // The same with Debian's mosquitto_pub, and mosquitto_sub sees only ciphertext.
+    if std::process::Command::new("mosquitto_pub").arg("--help").output().is_err() {
+        eprintln!("\n*** SKIPPED the mosquitto_pub/mosquitto_sub part: not installed (apt-get install mosquitto-clients) ***\n");
+        return;
+    }
+    let port = v4.port().to_string();
+    let sub_token = token(&observer, "b2-obs-ms");
+    let args = ["-h", "127.0.0.1", "-p", &port, "-i", "b2-obs-ms", "-u", "b2-obs", "-P", &sub_token];
+    let mosquitto_sub = std::process::Command::new("mosquitto_sub")
+        .args(args)
+        .args(["-t", "legacy/meters/ms", "-C", "1", "-W", "10", "-q", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port, "-i", "meter-1", "-u", "meter-1", "-P", "meter-pw"])
+        .args(["-t", "legacy/meters/ms", "-m", "from mosquitto_pub", "-q", "1"])
+        .status()
+        .expect("mosquitto_pub");
+    assert!(status.success());
+    let message = opened(&mut op_rx, "mosquitto_pub's reading").await;
+    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"from mosquitto_pub"[..], "b2-broker"));
+    let seen = tokio::task::spawn_blocking(move || mosquitto_sub.wait_with_output()).await.expect("join").expect("sub");
+    assert!(seen.stdout.len() > 100, "mosquitto_sub got {} bytes", seen.stdout.len());
+    assert!(!seen.stdout.windows(18).any(|w| w == b"from mosquitto_pub"), "mosquitto_sub saw plaintext");
+    assert!(seen.stdout.starts_with(b"SMQW"), "mosquitto_sub saw an envelope");
+    let text = b.metrics_text();
+    assert!(metric(&text, "smqtt_gate_sealed_total") >= 2, "{text}");
+    assert!(metric(&text, r#"smqtt_gate_refused_total{check="publish",reason="topic_not_permitted"}"#) >= 1, "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_malformed_packets_does_not_stop_other_clients() {
+    let mut enrolled =
+        devices(vec![("b3-pub", "role:sensor", vec!["plant/#"]), ("b3-sub", "role:operator", vec![])]).await;
+    let (_, subscriber) = enrolled.pop().expect("sub");
+    let (_, publisher) = enrolled.pop().expect("pub");
+    let dir = tempfile::tempdir().expect("dir");
+    let b = broker(GATE, dir.path());
+    let v4 = b.v4.expect("v4");
+
+    // The attacker: reconnects over and over, sending garbage of every kind, for the whole test.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let garbage: Vec<Vec<u8>> = vec![
+                vec![0x20, 2, 0, 0],                                          // CONNACK from a client
+                vec![0xff; 64],                                               // reserved type, nonsense length
+                vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x7f],                     // malformed remaining length
+                vec![0x30, 5, 0, 9, b'a'],                                    // PUBLISH before CONNECT, truncated topic
+                common::connect_packet("x", Some(("u", "smqtt1.A.A")), None), // forged token
+                [common::connect_packet("flood", None, None), vec![0x32, 3, 0, 1, b'a']].concat(),
+                (0..=255u8).collect(),
+            ];
+            let mut rounds = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for bytes in &garbage {
+                    if let Ok(mut stream) = std::net::TcpStream::connect(v4) {
+                        let _ = stream.write_all(bytes);
+                    }
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+
+    let (p, _) = SmqttClient::connect(publisher, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
+    let (s, mut s_rx) = SmqttClient::connect(subscriber, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
+    s.subscribe("plant/#", 1).await.expect("sub");
+    let policy = policy("role:operator");
+    // Probes under another policy (another session), so the real messages start a session with its capsule.
+    let probe = self::policy("role:operator or role:probe");
+    for _ in 0..50 {
+        p.publish("plant/probe", &probe, 0, false, b"probe").await.expect("probe");
+        if matches!(s_rx.next_timeout(Duration::from_millis(200)).await, Some(Ok(_))) {
+            break;
+        }
+    }
+    while s_rx.next_timeout(Duration::from_millis(300)).await.is_some() {}
+    for i in 0..20u32 {
+        p.publish("plant/line1/count", &policy, 1, false, &i.to_be_bytes()).await.expect("publish");
+    }
+    for i in 0..20u32 {
+        let message = opened(&mut s_rx, "a message during the flood").await;
+        assert_eq!(message.payload, i.to_be_bytes());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = tokio::task::spawn_blocking(move || attacker.join()).await.expect("join").expect("attacker");
+    assert!(rounds > 0);
+    let text = b.metrics_text();
+    assert!(metric(&text, "smqtt_broker_protocol_errors_total") > 0, "{text}");
+    assert!(metric(&text, r#"smqtt_gate_refused_total{check="connect",reason="bad_credential"}"#) > 0, "{text}");
+}
+
+/// python paho-mqtt from PyPI (CI installs it; `.ci/run`): keep-alive 0, wildcards, QoS 0/1, retained, will,
+/// a denied subscription, against the broker with anonymous clients allowed and enforcement off on `paho/#`.
+#[test]
+fn python_paho_mqtt_client() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let present = std::process::Command::new(&python).args(["-c", "import paho.mqtt.client"]).output();
+    if !present.is_ok_and(|o| o.status.success()) {
+        eprintln!("\n*** SKIPPED python_paho_mqtt_client: {python} with paho-mqtt not found (pip install paho-mqtt; CI installs it) ***\n");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let gate =
+        "[gate.anonymous]\nallow = true\n[gate.topics]\nopen = [\"paho/#\"]\ndeny_subscribe = [\"test/nosubscribe\"]\n";
+    let b = broker(gate, dir.path());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paho_client.py");
+    let output = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["127.0.0.1", &b.v4.expect("v4").port().to_string()])
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("paho_client: ok"), "{stdout}");
 }
