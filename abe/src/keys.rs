@@ -50,6 +50,8 @@ pub struct PublicKey {
     pub(crate) t2: Gt,
     pub(crate) id: ParamsId,
     pub(crate) tables: OnceLock<PublicTables>,
+    /// Operations run on the plain path so far (the tables are built once a key has proven busy).
+    pub(crate) uses: core::sync::atomic::AtomicU32,
 }
 
 /// Fixed-base tables for a public key's bases, built on first use.
