@@ -1,7 +1,7 @@
 //! `smqtt`: enroll a device, publish and subscribe like mosquitto_pub / mosquitto_sub, end-to-end encrypted.
 //!
-//! Exit codes: 0 success; 1 refused (by the authority, or a publish the credential does not allow);
-//! 2 bad input, configuration or an unreachable broker/authority. Errors are one line on stderr.
+//! Exit codes: 0 success; 1 refused (the authority refused or could not be reached, or a publish the credential
+//! does not allow); 2 bad input, configuration or an unreachable broker. Errors are one line on stderr.
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
