@@ -437,7 +437,7 @@ fn print_keep(authority: &world::AuthorityHandle, broker: &world::BrokerHandle, 
     println!("Still running (Ctrl-C ends it). Try, in another terminal:");
     println!("  export SMQTT_STORE={}/bob", stores.display());
     println!(
-        "  cargo run --release -p smqtt-client --bin smqtt -- sub -H 127.0.0.1 -p {} -t 'plant/#' -v",
+        "  cargo run --release -p smqtt-client --bin smqtt -- sub -H 127.0.0.1 -p {} -t 'plant/#' -t 'legacy/#' -v",
         broker.mqtt.port()
     );
     println!(
@@ -447,7 +447,12 @@ fn print_keep(authority: &world::AuthorityHandle, broker: &world::BrokerHandle, 
         broker.mqtt.port()
     );
     println!(
-        "  mosquitto_sub -h 127.0.0.1 -p {} -u {LEGACY_USER} -P humidity-sensor-password -t 'legacy/#' -C 1 | xxd | head   # ciphertext only",
+        "  mosquitto_sub -h 127.0.0.1 -p {} -t 'plant/#' -C 1 | xxd | head   # anonymous, read-only: ciphertext only",
+        broker.mqtt.port()
+    );
+    println!(
+        "  mosquitto_pub -h 127.0.0.1 -p {} -u {LEGACY_USER} -P humidity-sensor-password -t {LEGACY_TOPIC} -m '47% rH'   \
+         # sealed by the broker; bob reads it",
         broker.mqtt.port()
     );
     println!("  authority API: {}  (admin token: {})", authority.url, authority.admin_token);
