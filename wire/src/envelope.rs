@@ -19,7 +19,7 @@
 
 use core::fmt::{self, Debug, Formatter};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
@@ -46,6 +46,8 @@ const WHAT: &str = "envelope";
 const FLAG_CAPSULE: u8 = 0x01;
 /// Flag bit: a credential follows the capsule (or the timestamp).
 const FLAG_CREDENTIAL: u8 = 0x02;
+/// Flag bit: no signature follows the ciphertext (session-key authentication only, §6.5).
+const FLAG_UNSIGNED: u8 = 0x04;
 const KEY_ID_LEN: usize = 16;
 const TAG_LEN: usize = 16;
 const SIGNATURE_LEN: usize = 64;
@@ -193,11 +195,45 @@ pub fn seal_envelope(
     plaintext: &[u8],
     signer: &SigningKey,
 ) -> Result<Vec<u8>> {
+    seal(topic, parts, key, plaintext, Some(signer))
+}
+
+/// [`seal_envelope`] without the signature: an envelope authenticated by the session key alone (`docs/wire.md`
+/// §6.5), 64 bytes shorter and without the ≈ 20 µs of signing and ≈ 50 µs of verifying per message.
+///
+/// The AEAD proves only that the envelope was sealed by *a holder of the session key* — the publisher or any
+/// subscriber whose attributes satisfy the policy. Receivers accept one only for a (publisher, key id) that a
+/// **signed** envelope of the same publisher introduced (the capsule always travels signed), and a broker that
+/// enforces SMQTT accepts one only from the connection authenticated as its publisher. Use it where that group
+/// authentication is enough and the signature's cost is not.
+///
+/// # Errors
+/// As [`seal_envelope`], and [`Error::Malformed`] if `parts` carries a capsule or a credential: those travel
+/// only in signed envelopes.
+pub fn seal_envelope_unsigned(
+    topic: &str,
+    parts: &EnvelopeParts<'_>,
+    key: &SessionKey,
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    if parts.capsule.is_some() || parts.credential.is_some() {
+        return Err(malformed(WHAT, "an unsigned envelope cannot carry a capsule or a credential"));
+    }
+    seal(topic, parts, key, plaintext, None)
+}
+
+fn seal(
+    topic: &str,
+    parts: &EnvelopeParts<'_>,
+    key: &SessionKey,
+    plaintext: &[u8],
+    signer: Option<&SigningKey>,
+) -> Result<Vec<u8>> {
     validate_topic(topic)?;
     if plaintext.len() > MAX_PAYLOAD {
         return Err(Error::LimitExceeded { what: "envelope payload bytes", limit: MAX_PAYLOAD });
     }
-    let mut flags = 0;
+    let mut flags = if signer.is_none() { FLAG_UNSIGNED } else { 0 };
     if let Some(capsule) = parts.capsule {
         if capsule.len() > MAX_CAPSULE_LEN {
             return Err(Error::LimitExceeded { what: "capsule bytes", limit: MAX_CAPSULE_LEN });
@@ -221,15 +257,15 @@ pub fn seal_envelope(
     }
 
     // The buffer starts with the topic prefix: it is then the AAD, and after the ciphertext the signed message.
-    let prefix = topic_prefix(topic);
+    let prefix_len = 2 + topic.len();
     let mut buf = Vec::with_capacity(
-        prefix.len()
+        prefix_len
             + envelope_overhead(parts.publisher.as_str().len())
             + parts.capsule.map_or(0, |c| 4 + c.len())
             + parts.credential.map_or(0, |c| 2 + c.len())
             + plaintext.len(),
     );
-    buf.extend_from_slice(&prefix);
+    put_topic_prefix(&mut buf, topic);
     buf.extend_from_slice(&header(KIND_ENVELOPE));
     buf.push(flags);
     let id = parts.publisher.as_str().as_bytes();
@@ -252,23 +288,27 @@ pub fn seal_envelope(
     // At most MAX_PAYLOAD + 16 bytes, checked above.
     buf.extend_from_slice(&u32::try_from(plaintext.len() + TAG_LEN).unwrap_or(u32::MAX).to_be_bytes());
 
-    let ciphertext = key
+    // Encrypted in place after the AAD: no second buffer, no copy.
+    let aad_len = buf.len();
+    buf.extend_from_slice(plaintext);
+    let (aad, body) = buf.split_at_mut(aad_len);
+    let tag = key
         .cipher()?
-        .encrypt(&nonce(parts.sequence), Payload { msg: plaintext, aad: &buf })
+        .encrypt_inout_detached(&nonce(parts.sequence), aad, body.into())
         .map_err(|_| Error::LimitExceeded { what: "envelope payload bytes", limit: MAX_PAYLOAD })?;
-    buf.extend_from_slice(&ciphertext);
-    let signature = signer.sign(ENVELOPE_DOMAIN, &buf);
-    buf.drain(..prefix.len());
-    buf.extend_from_slice(&signature);
+    buf.extend_from_slice(&tag);
+    let signature = signer.map(|signer| signer.sign(ENVELOPE_DOMAIN, &buf));
+    buf.drain(..prefix_len);
+    if let Some(signature) = signature {
+        buf.extend_from_slice(&signature);
+    }
     Ok(buf)
 }
 
-/// `u16(len(topic)) ‖ topic`, for a topic [`validate_topic`] accepted (at most 1024 bytes).
-fn topic_prefix(topic: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(2 + topic.len());
+/// Appends `u16(len(topic)) ‖ topic` for a topic [`validate_topic`] accepted (at most 1024 bytes).
+fn put_topic_prefix(out: &mut Vec<u8>, topic: &str) {
     out.extend_from_slice(&u16::try_from(topic.len()).unwrap_or(u16::MAX).to_be_bytes());
     out.extend_from_slice(topic.as_bytes());
-    out
 }
 
 /// `0x00000000 ‖ u64(sequence)`: distinct for every sequence number, so never repeated under one key.
@@ -292,6 +332,7 @@ pub struct ParsedEnvelope<'a> {
     /// Offset of the ciphertext (just after its length field).
     ciphertext_at: usize,
     ciphertext_len: usize,
+    signed: bool,
 }
 
 impl<'a> ParsedEnvelope<'a> {
@@ -308,8 +349,12 @@ impl<'a> ParsedEnvelope<'a> {
         }
         let mut r = Reader::open(bytes, KIND_ENVELOPE, WHAT)?;
         let flags = r.u8()?;
-        if flags & !(FLAG_CAPSULE | FLAG_CREDENTIAL) != 0 {
+        if flags & !(FLAG_CAPSULE | FLAG_CREDENTIAL | FLAG_UNSIGNED) != 0 {
             return Err(malformed(WHAT, "reserved flag bits set"));
+        }
+        let signed = flags & FLAG_UNSIGNED == 0;
+        if !signed && flags & (FLAG_CAPSULE | FLAG_CREDENTIAL) != 0 {
+            return Err(malformed(WHAT, "unsigned envelope with a capsule or credential"));
         }
 
         let id_len = usize::from(r.u8()?);
@@ -353,7 +398,9 @@ impl<'a> ParsedEnvelope<'a> {
         }
         let ciphertext_at = r.position();
         r.take(ciphertext_len)?;
-        r.take(SIGNATURE_LEN)?;
+        if signed {
+            r.take(SIGNATURE_LEN)?;
+        }
         r.finish()?;
 
         Ok(ParsedEnvelope {
@@ -366,7 +413,13 @@ impl<'a> ParsedEnvelope<'a> {
             credential,
             ciphertext_at,
             ciphertext_len,
+            signed,
         })
+    }
+
+    /// Whether the envelope carries a signature (else it is authenticated by its session key alone, §6.5).
+    pub fn is_signed(&self) -> bool {
+        self.signed
     }
 
     /// The device that claims to have published the envelope (vouched for only by
@@ -415,13 +468,19 @@ impl<'a> ParsedEnvelope<'a> {
     /// signature, in [`ENVELOPE_DOMAIN`]. An envelope moved to another topic fails here.
     ///
     /// # Errors
-    /// [`Error::InvalidTopic`] for a topic that may not be published to; [`Error::BadSignature`].
+    /// [`Error::InvalidTopic`] for a topic that may not be published to; [`Error::Unsigned`] for an envelope
+    /// without a signature; [`Error::BadSignature`].
     pub fn verify_signature(&self, topic: &str, publisher_key: &VerifyingKey) -> Result<()> {
         validate_topic(topic)?;
+        if !self.signed {
+            return Err(Error::Unsigned);
+        }
         let signed_len = self.bytes.len() - SIGNATURE_LEN;
         let mut signature = [0u8; SIGNATURE_LEN];
         signature.copy_from_slice(&self.bytes[signed_len..]);
-        publisher_key.verify_parts(ENVELOPE_DOMAIN, &[&topic_prefix(topic), &self.bytes[..signed_len]], &signature)
+        let mut prefix = Vec::with_capacity(2 + topic.len());
+        put_topic_prefix(&mut prefix, topic);
+        publisher_key.verify_parts(ENVELOPE_DOMAIN, &[&prefix, &self.bytes[..signed_len]], &signature)
     }
 
     /// Decrypts the payload with `key`, `topic` bound as associated data. Call it only after
@@ -436,7 +495,8 @@ impl<'a> ParsedEnvelope<'a> {
         if key.key_id != self.key_id {
             return Err(Error::UnknownKey);
         }
-        let mut aad = topic_prefix(topic);
+        let mut aad = Vec::with_capacity(2 + topic.len() + self.ciphertext_at);
+        put_topic_prefix(&mut aad, topic);
         aad.extend_from_slice(&self.bytes[..self.ciphertext_at]);
         let ciphertext = &self.bytes[self.ciphertext_at..self.ciphertext_at + self.ciphertext_len];
         key.cipher()?
@@ -456,6 +516,7 @@ impl Debug for ParsedEnvelope<'_> {
             .field("capsule_len", &self.capsule.map(<[u8]>::len))
             .field("credential_len", &self.credential.map(<[u8]>::len))
             .field("ciphertext_len", &self.ciphertext_len)
+            .field("signed", &self.signed)
             .finish()
     }
 }

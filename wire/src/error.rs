@@ -21,6 +21,9 @@ pub enum Error {
     /// A signature does not verify under the given key (or is not a canonical Ed25519 signature).
     #[error("signature does not verify")]
     BadSignature,
+    /// An envelope without a signature where one is required (§6.5 of `docs/wire.md`).
+    #[error("envelope is not signed")]
+    Unsigned,
     /// The credential's validity window ended (`now >= not_after`).
     #[error("credential expired")]
     Expired,

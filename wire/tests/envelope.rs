@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use smqtt_abe::Capsule;
 use smqtt_wire::limits::{MAX_CAPSULE_LEN, MAX_CREDENTIAL_LEN, MAX_ENVELOPE_LEN, MAX_PAYLOAD};
 use smqtt_wire::{
-    envelope_overhead, key_id_for, seal_envelope, DeviceId, EnvelopeParts, Error, ParsedEnvelope, ReplayWindow,
-    SessionKey, SigningKey, UnverifiedCredential, REPLAY_WINDOW,
+    envelope_overhead, key_id_for, seal_envelope, seal_envelope_unsigned, DeviceId, EnvelopeParts, Error,
+    ParsedEnvelope, ReplayWindow, SessionKey, SigningKey, UnverifiedCredential, REPLAY_WINDOW,
 };
 
 const PLAINTEXT: &[u8] = b"{\"celsius\": 21.5}";
@@ -217,7 +217,7 @@ fn a_capsule_must_hash_to_the_key_id() {
 
 #[test]
 fn reserved_flag_bits_are_rejected() {
-    for bit in 2..8 {
+    for bit in 3..8 {
         let mut raw = RawEnvelope::new(true, true, 1, PLAINTEXT);
         raw.flags |= 1 << bit;
         assert_eq!(ParsedEnvelope::parse(&raw.build()).map(|_| ()), Err(malformed("reserved flag bits set")), "{bit}");
@@ -226,6 +226,34 @@ fn reserved_flag_bits_are_rejected() {
     let mut raw = RawEnvelope::new(false, false, 1, PLAINTEXT);
     raw.flags = 0x01;
     assert!(ParsedEnvelope::parse(&raw.build()).is_err());
+}
+
+#[test]
+fn unsigned_envelopes_round_trip_and_refuse_signature_checks() {
+    let id = publisher();
+    let parts = EnvelopeParts { publisher: &id, sequence: 3, timestamp_ms: 5, capsule: None, credential: None };
+    let bytes = ok(seal_envelope_unsigned(TOPIC, &parts, &session_key(), PLAINTEXT));
+    let signed = seal(3, false, false, PLAINTEXT);
+    assert_eq!(bytes.len() + 64, signed.len(), "64 bytes shorter than the signed envelope");
+    let envelope = parse(&bytes);
+    assert!(!envelope.is_signed() && parse(&signed).is_signed());
+    // No signature to check: a verifier that requires one is told so, whatever key it holds.
+    assert_eq!(envelope.verify_signature(TOPIC, &device().verifying_key()), Err(Error::Unsigned));
+    assert_eq!(ok(envelope.open(TOPIC, &session_key())).as_slice(), PLAINTEXT);
+    // The AEAD still binds the topic, the header (the unsigned flag included) and every ciphertext byte.
+    assert_eq!(envelope.open("plant/berlin/hall-4/temperature", &session_key()), Err(Error::DecryptionFailed));
+    for at in [6, 8, bytes.len() - 20, bytes.len() - 1] {
+        let mut tampered = bytes.clone();
+        tampered[at] ^= 1;
+        let r = ParsedEnvelope::parse(&tampered).and_then(|e| e.open(TOPIC, &session_key()).map(|_| ()));
+        assert!(r.is_err(), "byte {at} flipped");
+    }
+    // Capsules and credentials travel only signed.
+    for (capsule, credential) in [(Some(fame().capsule.as_slice()), None), (None, Some(b"cred".as_slice()))] {
+        let parts = EnvelopeParts { capsule, credential, ..parts };
+        let r = seal_envelope_unsigned(TOPIC, &parts, &session_key(), PLAINTEXT);
+        assert_eq!(r, Err(malformed("an unsigned envelope cannot carry a capsule or a credential")));
+    }
 }
 
 #[test]

@@ -18,7 +18,8 @@ use std::path::Path;
 use common::envelope::{fame, key_id, publisher, resign, session_key, RawEnvelope, FAME_SEED, POLICY, TOPIC};
 use common::{credential, device, hex, ok, parse, unhex, vectors_dir, writing, Vector, DEVICE_SEED};
 use smqtt_wire::{
-    key_id_for, seal_envelope, EnvelopeParts, Error, ParsedEnvelope, SessionKey, SigningKey, VerifyingKey,
+    key_id_for, seal_envelope, seal_envelope_unsigned, EnvelopeParts, Error, ParsedEnvelope, SessionKey, SigningKey,
+    VerifyingKey,
 };
 
 const PLAINTEXT: &[u8] = b"{\"celsius\": 21.5}";
@@ -71,7 +72,103 @@ fn good(
     v
 }
 
+/// An unsigned envelope (§6.5) of the fixture session; `session` marks a receiver that accepts session-key
+/// authentication for this publisher and key id (`authentication: session`).
+fn unsigned(
+    name: &'static str,
+    comment: &'static str,
+    expect: &str,
+    session: bool,
+    bytes: Vec<u8>,
+    sequence: u64,
+) -> Vector {
+    let mut v = case(name, comment, TOPIC, &device().verifying_key(), expect, bytes);
+    if session {
+        v.fields.push(("authentication", "session".to_owned()));
+    }
+    if expect == "ok" {
+        v.fields.extend([
+            ("publisher", publisher().to_string()),
+            ("sequence", sequence.to_string()),
+            ("timestamp ms", (1_700_000_100_000 + sequence).to_string()),
+            ("plaintext", hex(PLAINTEXT)),
+        ]);
+    }
+    v
+}
+
+fn unsigned_vectors() -> Vec<Vector> {
+    let id = publisher();
+    let parts = EnvelopeParts {
+        publisher: &id,
+        sequence: 10,
+        timestamp_ms: 1_700_000_100_010,
+        capsule: None,
+        credential: None,
+    };
+    let bytes = ok(seal_envelope_unsigned(TOPIC, &parts, &session_key(), PLAINTEXT));
+    let raw = |capsule: bool, f: &dyn Fn(&mut RawEnvelope)| {
+        let mut raw = RawEnvelope::new(capsule, false, 10, PLAINTEXT);
+        raw.flags |= 0x04;
+        f(&mut raw);
+        raw.unsigned(TOPIC, fame().data_key.expose_secret())
+    };
+    assert_eq!(bytes, raw(false, &|_| ()), "unsigned encoding");
+    let mut flipped = bytes.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    let signed_too = [&bytes[..], &[0u8; 64][..]].concat();
+    vec![
+        unsigned(
+            "envelope-ok-unsigned",
+            "no signature, receiver accepts session authentication",
+            "ok",
+            true,
+            bytes.clone(),
+            10,
+        ),
+        unsigned(
+            "envelope-unsigned-not-accepted",
+            "envelope-ok-unsigned at a receiver that requires signatures",
+            "envelope is not signed",
+            false,
+            bytes,
+            10,
+        ),
+        unsigned(
+            "envelope-unsigned-flipped-tag",
+            "envelope-ok-unsigned, last tag bit flipped",
+            "decryption failed",
+            true,
+            flipped,
+            10,
+        ),
+        unsigned(
+            "envelope-unsigned-with-capsule",
+            "unsigned flag with a capsule (capsules travel only signed)",
+            "malformed: unsigned envelope with a capsule or credential",
+            true,
+            raw(true, &|_| ()),
+            10,
+        ),
+        unsigned(
+            "envelope-unsigned-with-signature",
+            "envelope-ok-unsigned followed by 64 bytes",
+            "malformed: trailing bytes",
+            true,
+            signed_too,
+            10,
+        ),
+    ]
+}
+
 fn vectors() -> Vec<Vector> {
+    let mut all = signed_vectors();
+    all.extend(unsigned_vectors());
+    all
+}
+
+fn signed_vectors() -> Vec<Vector> {
     let vk = device().verifying_key();
     let full = good("envelope-ok", "capsule and credential included", 7, true, true, PLAINTEXT);
     let bare = good(
@@ -300,8 +397,11 @@ fn envelope_files_produce_their_expected_outcome() {
         let key_id: [u8; 16] = unhex(&fields["key id"]).try_into().unwrap_or_else(|_| panic!("16 bytes"));
         let key = SessionKey::from_raw_for_tests(&data_key, key_id);
         let topic = &fields["topic"];
+        let session = fields.get("authentication").map(String::as_str) == Some("session");
         let got = outcome(ParsedEnvelope::parse(&bytes).and_then(|envelope| {
-            envelope.verify_signature(topic, &publisher)?;
+            if envelope.is_signed() || !session {
+                envelope.verify_signature(topic, &publisher)?;
+            }
             let plaintext = envelope.open(topic, &key)?;
             assert_eq!(Some(&hex(&plaintext)), fields.get("plaintext"), "{name} opened");
             assert_eq!(Some(&envelope.sequence().to_string()), fields.get("sequence"), "{name}");
