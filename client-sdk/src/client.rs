@@ -38,6 +38,9 @@ pub struct ClientConfig {
     pub sessions: SessionPolicy,
     /// MQTT 3.1.1 (default) or 5. Everything SMQTT adds lives in the PUBLISH payload, so both work the same.
     pub protocol: MqttVersion,
+    /// Accept unsigned envelopes from publishers that introduced their session signed (`docs/wire.md` §6.5;
+    /// default `false`). See [`Opener::accept_unsigned`].
+    pub accept_unsigned: bool,
 }
 
 /// The MQTT protocol version spoken to the broker.
@@ -62,6 +65,7 @@ impl ClientConfig {
             password: None,
             sessions: SessionPolicy::default(),
             protocol: MqttVersion::V311,
+            accept_unsigned: false,
         }
     }
 }
@@ -250,7 +254,8 @@ impl SmqttClient {
             identity.epoch,
             config.sessions.clone(),
         );
-        let opener = Opener::new(public_key, identity.user_key, identity.authority_key, identity.epoch);
+        let mut opener = Opener::new(public_key, identity.user_key, identity.authority_key, identity.epoch);
+        opener.accept_unsigned(config.accept_unsigned);
         let filters = Arc::new(Mutex::new(Vec::new()));
         let (raw_tx, raw_rx) = mpsc::channel::<ToOpener>(1024);
         let (tx, rx) = mpsc::channel(256);

@@ -68,6 +68,16 @@ pub enum MessageError {
         /// Who it claims to be from.
         publisher: String,
     },
+    /// An unsigned envelope (`docs/wire.md` §6.5) that this subscriber does not accept: unsigned envelopes
+    /// are off ([`Opener::accept_unsigned`](crate::Opener::accept_unsigned)), or the session was not
+    /// introduced by a signed envelope of the same publisher.
+    #[error("unsigned envelope on {topic} (claimed publisher {publisher}) not accepted")]
+    Unsigned {
+        /// The topic.
+        topic: String,
+        /// Who it claims to be from.
+        publisher: String,
+    },
     /// The publisher's credential is missing, not signed by the authority, expired, or of a past epoch.
     #[error("untrusted publisher {publisher} on {topic}: {reason}")]
     UntrustedPublisher {
@@ -119,6 +129,7 @@ impl MessageError {
             MessageError::Malformed { .. } => "malformed",
             MessageError::NotAuthorised { .. } => "not_authorised",
             MessageError::BadSignature { .. } => "bad_signature",
+            MessageError::Unsigned { .. } => "unsigned",
             MessageError::UntrustedPublisher { .. } => "untrusted_publisher",
             MessageError::TopicNotPermitted { .. } => "topic_not_permitted",
             MessageError::Replay { .. } => "replay",

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use rand_core::{CryptoRng, RngCore};
 use smqtt_abe::{Capsule, Error as AbeError, Policy, PublicKey, UserKey};
 use smqtt_wire::{
-    seal_envelope, DeviceId, EnvelopeParts, ParsedEnvelope, ReplayWindow, SessionKey, SigningKey, UnverifiedCredential,
-    VerifiedCredential, VerifyingKey,
+    seal_envelope, seal_envelope_unsigned, DeviceId, EnvelopeParts, ParsedEnvelope, ReplayWindow, SessionKey,
+    SigningKey, UnverifiedCredential, VerifiedCredential, VerifyingKey,
 };
 
 use crate::error::{Error, MessageError};
@@ -29,6 +29,12 @@ pub struct SessionPolicy {
     pub capsule_every: u64,
     /// …or when this much time has passed since they last did. Retained messages always carry them.
     pub capsule_interval: Duration,
+    /// Sign every envelope (the default). With `false`, only the envelopes that carry the capsule and
+    /// credential are signed and the others are authenticated by the session key alone (`docs/wire.md` §6.5):
+    /// ≈ 70 µs less work per message and 64 bytes less, but any subscriber able to decrypt could forge them
+    /// where the broker does not bind publishers to their connections. Subscribers accept such envelopes only
+    /// with [`Opener::accept_unsigned`].
+    pub sign_every_message: bool,
 }
 
 impl Default for SessionPolicy {
@@ -38,6 +44,7 @@ impl Default for SessionPolicy {
             max_age: Duration::from_secs(3600),
             capsule_every: 50,
             capsule_interval: Duration::from_secs(10),
+            sign_every_message: true,
         }
     }
 }
@@ -146,8 +153,12 @@ impl Sealer {
             capsule: with_capsule.then_some(session.capsule.as_slice()),
             credential: with_capsule.then_some(self.credential.as_slice()),
         };
-        let sealed = seal_envelope(topic, &parts, &session.key, payload, &self.signing_key)
-            .map_err(|e| Error::Crypto(e.to_string()))?;
+        let sealed = if with_capsule || self.policy.sign_every_message {
+            seal_envelope(topic, &parts, &session.key, payload, &self.signing_key)
+        } else {
+            seal_envelope_unsigned(topic, &parts, &session.key, payload)
+        };
+        let sealed = sealed.map_err(|e| Error::Crypto(e.to_string()))?;
         session.next_sequence += 1;
         if with_capsule {
             session.since_capsule = 0;
@@ -192,7 +203,13 @@ impl core::fmt::Debug for Message {
 struct CachedKey {
     key: SessionKey,
     policy: String,
+    /// Publishers whose signed envelopes under this key were accepted: the only ones whose unsigned envelopes
+    /// under it may be (wire.md §6.5). Bounded by [`MAX_SIGNERS_PER_KEY`].
+    signed_by: Vec<DeviceId>,
 }
+
+/// Publishers remembered per session key (one in practice: a session belongs to its publisher).
+const MAX_SIGNERS_PER_KEY: usize = 8;
 
 /// Most session keys cached; the oldest is forgotten first.
 const MAX_CACHED_KEYS: usize = 1024;
@@ -211,6 +228,7 @@ pub struct Opener {
     /// Sessions whose policy this key does not satisfy (decided once from the capsule, which is public).
     denied: HashMap<[u8; 16], String>,
     replay: ReplayWindow,
+    accept_unsigned: bool,
 }
 
 impl core::fmt::Debug for Opener {
@@ -237,7 +255,16 @@ impl Opener {
             credentials: HashMap::new(),
             denied: HashMap::new(),
             replay: ReplayWindow::new(MAX_CACHED_KEYS),
+            accept_unsigned: false,
         }
+    }
+
+    /// Whether to accept unsigned envelopes (`docs/wire.md` §6.5; off by default): only from a publisher
+    /// whose signed envelope introduced the same session, and only as group-authenticated — any other holder
+    /// of the session key could have sealed them, unless the broker binds publishers to their connections (as
+    /// `smqtt-gate` does on topics configured with `[topics] unsigned`).
+    pub fn accept_unsigned(&mut self, accept: bool) {
+        self.accept_unsigned = accept;
     }
 
     /// Installs a renewed attribute key (new epoch); cached session keys stay, credentials of older epochs are
@@ -293,9 +320,21 @@ impl Opener {
             .map_err(|e| MessageError::Malformed { topic: topic.to_owned(), reason: e.to_string() })?;
         let publisher = envelope.publisher().as_str().to_owned();
         let credential = self.credential(topic, &envelope)?;
-        envelope
-            .verify_signature(topic, &credential.body().device_key)
-            .map_err(|_| MessageError::BadSignature { topic: topic.to_owned(), publisher: publisher.clone() })?;
+        let key_id = envelope.key_id();
+        if envelope.is_signed() {
+            envelope
+                .verify_signature(topic, &credential.body().device_key)
+                .map_err(|_| MessageError::BadSignature { topic: topic.to_owned(), publisher: publisher.clone() })?;
+        } else {
+            let introduced = self.keys.get(&key_id).map(|k| k.signed_by.contains(envelope.publisher()));
+            match introduced {
+                Some(true) if self.accept_unsigned => {}
+                None if self.accept_unsigned => {
+                    return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher });
+                }
+                _ => return Err(MessageError::Unsigned { topic: topic.to_owned(), publisher }),
+            }
+        }
         if !credential.may_publish(topic) {
             return Err(MessageError::TopicNotPermitted { topic: topic.to_owned(), publisher });
         }
@@ -305,7 +344,6 @@ impl Opener {
         {
             self.credentials.insert(publisher.clone(), credential.clone());
         }
-        let key_id = envelope.key_id();
         if let Some(policy) = self.denied.get(&key_id) {
             return Err(MessageError::NotAuthorised { topic: topic.to_owned(), policy: policy.clone() });
         }
@@ -327,15 +365,23 @@ impl Opener {
                 }
                 Err(_) => return Err(tampered()),
             };
-            self.remember(key_id, CachedKey { key: SessionKey::new(&data_key, capsule_bytes), policy });
+            let key = SessionKey::new(&data_key, capsule_bytes);
+            self.remember(key_id, CachedKey { key, policy, signed_by: Vec::new() });
         }
-        let Some(cached) = self.keys.get(&key_id) else {
+        let Some(cached) = self.keys.get_mut(&key_id) else {
             return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher });
         };
         let plaintext = envelope
             .open(topic, &cached.key)
             .map_err(|_| MessageError::Tampered { topic: topic.to_owned(), publisher: publisher.clone() })?;
         // Brokers deliver a retained message again on every (re)subscription: only live messages count.
+        if envelope.is_signed()
+            && cached.signed_by.len() < MAX_SIGNERS_PER_KEY
+            && !cached.signed_by.contains(envelope.publisher())
+        {
+            cached.signed_by.push(envelope.publisher().clone());
+        }
+        let policy = cached.policy.clone();
         let replayed = self.replay.check_and_record(envelope.publisher(), key_id, envelope.sequence()).is_err();
         if replayed && !retain {
             return Err(MessageError::Replay { topic: topic.to_owned(), publisher: publisher.clone() });
@@ -345,7 +391,7 @@ impl Opener {
             payload: plaintext.to_vec(),
             publisher,
             publisher_attributes: credential.body().attributes.to_string(),
-            policy: cached.policy.clone(),
+            policy,
             qos,
             retain,
         })

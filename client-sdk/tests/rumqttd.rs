@@ -313,3 +313,84 @@ async fn mqtt5_publish_subscribe_retained() {
     assert_eq!(retained.payload, b"21.0 C");
     common::finish(world).await;
 }
+
+/// Session-key authentication (docs/wire.md §6.5): a publisher that signs only the envelopes carrying its
+/// capsule reaches a subscriber that accepts unsigned envelopes, while a strict subscriber refuses every unsigned
+/// one; an unsigned envelope is refused before its session was introduced by a signature, replays are still
+/// caught, and a rewritten publisher field is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
+    let broker = common::start_rumqttd();
+    let (world, (_, sensor), (_, strict), (_, lenient), (_, late)) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(broker);
+        let a = w.device("sensor-1", "role:sensor, site:berlin", &["plant/berlin/#"]);
+        let b = w.device("op-1", "role:operator, site:berlin", &[]);
+        let c = w.device("op-2", "role:operator, site:berlin", &[]);
+        let d = w.device("op-3", "role:operator, site:berlin", &[]);
+        (w, a, b, c, d)
+    })
+    .await
+    .expect("devices");
+
+    let mut publisher_config = common::World::config_for(broker);
+    publisher_config.sessions.sign_every_message = false;
+    publisher_config.sessions.capsule_every = 5;
+    let (publisher, _) = SmqttClient::connect(sensor, &publisher_config).expect("connect");
+    let (strict, mut strict_rx) = SmqttClient::connect(strict, &common::World::config_for(broker)).expect("connect");
+    let mut lenient_config = common::World::config_for(broker);
+    lenient_config.accept_unsigned = true;
+    let (lenient, mut lenient_rx) = SmqttClient::connect(lenient, &lenient_config).expect("connect");
+    strict.subscribe("plant/#", 1).await.expect("sub");
+    lenient.subscribe("plant/#", 1).await.expect("sub");
+    let (raw, mut raw_rx) = common::raw_client(broker, "observer").await;
+    raw.subscribe("plant/#", rumqttc::QoS::AtLeastOnce).await.expect("raw sub");
+    settle().await;
+
+    let p = policy("role:operator");
+    let topic = "plant/berlin/line1/temp";
+    for i in 0..5u8 {
+        publisher.publish(topic, &p, 1, false, &[b'0' + i]).await.expect("publish");
+    }
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        seen.push(raw_rx.recv().await.expect("raw copy").payload.to_vec());
+    }
+    let signed: Vec<bool> =
+        seen.iter().map(|b| smqtt_wire::ParsedEnvelope::parse(b).expect("envelope").is_signed()).collect();
+    assert_eq!(signed, [true, false, false, false, false], "only the capsule-bearing envelope is signed");
+
+    for i in 0..5u8 {
+        let m = lenient_rx.next_timeout(WAIT).await.expect("delivery").expect("lenient reads");
+        assert_eq!((m.payload.as_slice(), m.publisher.as_str()), (&[b'0' + i][..], "sensor-1"));
+    }
+    let first = strict_rx.next_timeout(WAIT).await.expect("delivery").expect("strict reads the signed one");
+    assert_eq!(first.payload, b"0");
+    for _ in 0..4 {
+        let refused = strict_rx.next_timeout(WAIT).await.expect("delivery").expect_err("unsigned refused");
+        assert_eq!(refused.kind(), "unsigned");
+    }
+
+    // A replayed unsigned envelope, and one whose publisher field names another device.
+    raw.publish(topic, rumqttc::QoS::AtLeastOnce, false, seen[3].clone()).await.expect("replay");
+    let mut renamed_bytes = seen[3].clone();
+    let at = seen[3].windows(8).position(|w| w == b"sensor-1").expect("publisher field");
+    renamed_bytes[at..at + 8].copy_from_slice(b"sensor-2");
+    raw.publish(topic, rumqttc::QoS::AtLeastOnce, false, renamed_bytes).await.expect("renamed");
+    let replay = lenient_rx.next_timeout(WAIT).await.expect("delivery").expect_err("replay refused");
+    assert_eq!(replay.kind(), "replay");
+    let renamed = lenient_rx.next_timeout(WAIT).await.expect("delivery").expect_err("renamed refused");
+    assert!(["unsigned", "untrusted_publisher", "tampered"].contains(&renamed.kind()), "{renamed:?}");
+
+    // A late joiner that accepts unsigned envelopes: an unsigned envelope of a session it has not seen
+    // introduced is an unknown key; the next capsule round (every 5th message, signed) lets it in.
+    let (late_client, mut late_rx) = SmqttClient::connect(late, &lenient_config).expect("connect");
+    late_client.subscribe("plant/#", 1).await.expect("sub");
+    settle().await;
+    raw.publish(topic, rumqttc::QoS::AtLeastOnce, false, seen[4].clone()).await.expect("unsigned again");
+    let early = late_rx.next_timeout(WAIT).await.expect("delivery").expect_err("not introduced yet");
+    assert_eq!(early.kind(), "unknown_key");
+    publisher.publish(topic, &p, 1, false, b"5").await.expect("publish");
+    let m = late_rx.next_timeout(WAIT).await.expect("delivery").expect("late joiner reads the signed capsule");
+    assert_eq!(m.payload, b"5");
+    common::finish(world).await;
+}

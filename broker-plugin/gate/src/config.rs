@@ -108,6 +108,10 @@ pub(crate) struct TopicsFile {
     pub(crate) open: Vec<String>,
     #[serde(default)]
     pub(crate) deny_subscribe: Vec<String>,
+    /// Protected topics on which unsigned envelopes (wire.md §6.5) are accepted from their publisher's own
+    /// connection.
+    #[serde(default)]
+    pub(crate) unsigned: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -47,6 +47,8 @@ pub struct Gate {
     anonymous: bool,
     anonymous_subscribe: Vec<TopicFilter>,
     protected: Vec<TopicFilter>,
+    /// Protected filters where unsigned envelopes from their own publisher's connection pass.
+    unsigned: Vec<TopicFilter>,
     open: Vec<TopicFilter>,
     deny_subscribe: Vec<TopicFilter>,
     legacy: Legacy,
@@ -141,6 +143,7 @@ impl Gate {
             anonymous: file.anonymous.allow,
             anonymous_subscribe: filters(&file.anonymous.subscribe, "[anonymous] subscribe")?,
             protected: filters(&file.topics.protected, "[topics] protected")?,
+            unsigned: filters(&file.topics.unsigned, "[topics] unsigned")?,
             open: filters(&file.topics.open, "[topics] open")?,
             deny_subscribe: filters(&file.topics.deny_subscribe, "[topics] deny_subscribe")?,
             legacy: Legacy::new(&file.legacy)?,
@@ -460,7 +463,8 @@ impl Gate {
                     ));
                 }
                 if enforced && !clearing {
-                    check_envelope(credential, topic, payload)?;
+                    let unsigned_ok = self.unsigned.iter().any(|f| f.matches(topic));
+                    check_envelope(credential, topic, payload, unsigned_ok)?;
                 }
                 Ok(None)
             }
@@ -474,8 +478,15 @@ impl Gate {
 }
 
 /// A well-formed envelope whose publisher is the connected device and whose signature verifies for `topic` with
-/// its key (structure and one Ed25519 verification: no ABE).
-fn check_envelope(credential: &VerifiedCredential, topic: &str, payload: &[u8]) -> Result<(), Refusal> {
+/// its key (structure and one Ed25519 verification: no ABE). Where `unsigned_ok`, an unsigned envelope
+/// (wire.md §6.5) passes on structure and publisher alone: the connection is authenticated as its publisher,
+/// and only the subscribers' AEAD check can vouch for the rest.
+fn check_envelope(
+    credential: &VerifiedCredential,
+    topic: &str,
+    payload: &[u8],
+    unsigned_ok: bool,
+) -> Result<(), Refusal> {
     let envelope = ParsedEnvelope::parse(payload)
         .map_err(|e| refuse(RefusalReason::NotAnEnvelope, format!("not an SMQTT envelope: {e}")))?;
     let device = &credential.body().device_id;
@@ -484,6 +495,13 @@ fn check_envelope(credential: &VerifiedCredential, topic: &str, payload: &[u8]) 
             RefusalReason::ForeignSigner,
             format!("envelope by {}, connected as {device}", envelope.publisher()),
         ));
+    }
+    if !envelope.is_signed() {
+        return if unsigned_ok {
+            Ok(())
+        } else {
+            Err(refuse(RefusalReason::Unsigned, "unsigned envelopes are not accepted on this topic"))
+        };
     }
     envelope
         .verify_signature(topic, &credential.body().device_key)

@@ -33,6 +33,9 @@ pub enum RefusalReason {
     ForeignSigner,
     /// An envelope whose signature does not verify with the connected device's key for this topic.
     BadSignature,
+    /// An unsigned envelope (session-key authentication, `docs/wire.md` §6.5) on a protected topic not
+    /// configured to accept them.
+    Unsigned,
     /// A payload over the configured size limit.
     Oversize,
     /// A subscription the configuration refuses.
@@ -43,7 +46,7 @@ pub enum RefusalReason {
 
 impl RefusalReason {
     /// Every reason, in a fixed order (the metrics' order).
-    pub const ALL: [RefusalReason; 16] = [
+    pub const ALL: [RefusalReason; 17] = [
         RefusalReason::NotAuthenticated,
         RefusalReason::BadCredential,
         RefusalReason::StaleToken,
@@ -57,6 +60,7 @@ impl RefusalReason {
         RefusalReason::NotAnEnvelope,
         RefusalReason::ForeignSigner,
         RefusalReason::BadSignature,
+        RefusalReason::Unsigned,
         RefusalReason::Oversize,
         RefusalReason::SubscribeDenied,
         RefusalReason::SealFailed,
@@ -78,6 +82,7 @@ impl RefusalReason {
             RefusalReason::NotAnEnvelope => "not_an_envelope",
             RefusalReason::ForeignSigner => "foreign_signer",
             RefusalReason::BadSignature => "bad_signature",
+            RefusalReason::Unsigned => "unsigned",
             RefusalReason::Oversize => "oversize",
             RefusalReason::SubscribeDenied => "subscribe_denied",
             RefusalReason::SealFailed => "seal_failed",
@@ -102,6 +107,7 @@ impl RefusalReason {
             | RefusalReason::TopicNotPermitted
             | RefusalReason::ForeignSigner
             | RefusalReason::BadSignature
+            | RefusalReason::Unsigned
             | RefusalReason::SubscribeDenied => 0x87,
             RefusalReason::NotAnEnvelope => 0x99,
             RefusalReason::Oversize => 0x95,

@@ -129,6 +129,46 @@ fn epochs_and_denied_devices() {
     assert_eq!(gate.current_epoch(), 4);
 }
 
+/// Unsigned envelopes (wire.md §6.5) on protected topics: refused unless the topic is configured for them, and
+/// then only from the connection authenticated as their publisher.
+#[test]
+fn unsigned_envelopes_only_where_configured_and_only_from_their_publisher() {
+    let f = Fixture::new();
+    let strict = f.gate("[topics]\nprotected = [\"plant/#\"]\n");
+    let lenient = f.gate("[topics]\nprotected = [\"plant/#\"]\nunsigned = [\"plant/berlin/#\"]\n");
+    let sensor = f.device("sensor-1", &["plant/#"]);
+    let other = f.device("sensor-2", &["plant/#"]);
+    let session_only = smqtt_client::SessionPolicy { sign_every_message: false, ..Default::default() };
+    let mut mine = sensor.sealer_with(&f, 1, session_only.clone());
+    let mut theirs = other.sealer_with(&f, 1, session_only);
+    let p = policy("role:operator");
+    let (berlin, paris) = ("plant/berlin/line1/temp", "plant/paris/line1/temp");
+    // One session per policy: its first envelope carries the capsule (signed), the next ones not (unsigned).
+    let seal = |s: &mut smqtt_client::Sealer, t: &str| ok(s.seal(t, &p, b"23.5 C", false, &mut rand_core::OsRng));
+    let (signed, unsigned) = (seal(&mut mine, berlin), seal(&mut mine, berlin));
+    let admin = policy("role:admin");
+    let mut seal_admin = || ok(mine.seal(paris, &admin, b"23.5 C", false, &mut rand_core::OsRng));
+    let (paris_signed, paris_unsigned) = (seal_admin(), seal_admin());
+    let _ = seal(&mut theirs, berlin);
+    let foreign_unsigned = seal(&mut theirs, berlin);
+    assert!(ok(ParsedEnvelope::parse(&signed)).is_signed() && !ok(ParsedEnvelope::parse(&unsigned)).is_signed());
+
+    for gate in [&strict, &lenient] {
+        let me = ok(gate.authenticate("sensor-1", Some("sensor-1"), Some(sensor.token("sensor-1").as_bytes())));
+        assert_eq!(gate.check_publish(&me, berlin, 1, false, &signed), PublishDecision::Accept);
+        assert_eq!(gate.check_publish(&me, paris, 1, false, &paris_signed), PublishDecision::Accept);
+        // Outside the unsigned filters (and everywhere on the strict gate): refused as unsigned.
+        assert_eq!(refused(gate.check_publish(&me, paris, 1, false, &paris_unsigned)), RefusalReason::Unsigned);
+        // Another device's unsigned envelope: refused for its publisher whatever the configuration.
+        assert_eq!(refused(gate.check_publish(&me, berlin, 1, false, &foreign_unsigned)), RefusalReason::ForeignSigner);
+    }
+    let me = ok(strict.authenticate("sensor-1", Some("sensor-1"), Some(sensor.token("sensor-1").as_bytes())));
+    assert_eq!(refused(strict.check_publish(&me, berlin, 1, false, &unsigned)), RefusalReason::Unsigned);
+    let me = ok(lenient.authenticate("sensor-1", Some("sensor-1"), Some(sensor.token("sensor-1").as_bytes())));
+    assert_eq!(lenient.check_publish(&me, berlin, 1, false, &unsigned), PublishDecision::Accept);
+    assert_eq!(counter(&strict, "smqtt_gate_refused_total{check=\"publish\",reason=\"unsigned\"}"), 2);
+}
+
 #[test]
 fn publish_rights_protected_topics_and_envelopes() {
     let f = Fixture::new();

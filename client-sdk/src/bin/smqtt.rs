@@ -33,6 +33,10 @@ struct Broker {
     /// MQTT protocol version: `mqttv311` or `mqttv5` (as mosquitto_pub's -V).
     #[arg(short = 'V', long = "protocol-version", default_value = "mqttv311", value_parser = ["mqttv311", "mqttv5"])]
     protocol: String,
+    /// Session-key authentication (docs/wire.md §6.5): `pub` signs only the envelopes that carry the capsule,
+    /// `sub` accepts unsigned envelopes from the publisher whose signed envelope introduced the session.
+    #[arg(long)]
+    unsigned: bool,
 }
 
 impl Broker {
@@ -41,6 +45,8 @@ impl Broker {
         if self.protocol == "mqttv5" {
             config.protocol = smqtt_client::MqttVersion::V5;
         }
+        config.sessions.sign_every_message = !self.unsigned;
+        config.accept_unsigned = self.unsigned;
         config
     }
 }

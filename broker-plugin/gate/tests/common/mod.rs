@@ -39,13 +39,17 @@ impl Device {
 
     /// A sealer as the SDK uses it.
     pub fn sealer(&self, fixture: &Fixture, epoch: u64) -> Sealer {
+        self.sealer_with(fixture, epoch, SessionPolicy::default())
+    }
+
+    pub fn sealer_with(&self, fixture: &Fixture, epoch: u64, policy: SessionPolicy) -> Sealer {
         Sealer::new(
             ok(DeviceId::new(&self.id)),
             SigningKey::from_bytes(&self.key.to_bytes()),
             self.credential.clone(),
             fixture.public_key.clone(),
             epoch,
-            SessionPolicy::default(),
+            policy,
         )
     }
 }
