@@ -97,8 +97,12 @@ impl Identities {
 fn gate_toml(dir: &Path, identities: &Identities) -> PathBuf {
     std::fs::write(dir.join("authority.pub"), identities.authority.verifying_key().to_bytes()).expect("key");
     let path = dir.join("gate.toml");
-    std::fs::write(&path, "[authority]\nverifying_key = \"authority.pub\"\n[topics]\nprotected = [\"plant/#\"]\n")
-        .expect("gate");
+    std::fs::write(
+        &path,
+        "[authority]\nverifying_key = \"authority.pub\"\n[topics]\nprotected = [\"plant/#\"]\n\
+         unsigned = [\"plant/bench/unsigned/#\"]\n",
+    )
+    .expect("gate");
     path
 }
 
@@ -184,8 +188,9 @@ fn start_mosquitto(dir: &Path, name: &str, plugin: Option<(&Path, &Path)>) -> Re
     }
 }
 
-/// Envelopes for `topic`: sequence numbers 0.. (probes, measured, latency), sealed once.
-fn envelopes(identities: &Identities, topic: &str, count: u64) -> Vec<Vec<u8>> {
+/// Envelopes for `topic`: sequence numbers 0.. (probes, measured, latency), sealed once; with `signed` false
+/// only the capsule-bearing ones (every 50th) are signed (session-key authentication, wire.md §6.5).
+fn envelopes(identities: &Identities, topic: &str, count: u64, signed: bool) -> Vec<Vec<u8>> {
     let (pk, _) = smqtt_abe::setup(&mut rand_core::OsRng).expect("setup");
     let (id, key, credential) = &identities.devices[0];
     let mut sealer = Sealer::new(
@@ -194,7 +199,7 @@ fn envelopes(identities: &Identities, topic: &str, count: u64) -> Vec<Vec<u8>> {
         credential.clone(),
         Arc::new(pk),
         1,
-        SessionPolicy::default(),
+        SessionPolicy { sign_every_message: signed, ..SessionPolicy::default() },
     );
     let policy = Policy::parse("role:bench").expect("policy");
     let payload = [0x5a; 256];
@@ -240,6 +245,8 @@ struct Row {
     lost: usize,
     p50_ms: f64,
     p99_ms: f64,
+    /// Every envelope signed (else session-key authentication: every 50th).
+    signed: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -335,12 +342,13 @@ async fn run_row(
         lost: expected.saturating_sub(delivered),
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
+        signed: true,
     }
 }
 
 /// Criterion: the gate's decision on one 256 B envelope (parse + one Ed25519 verification), and the plaintext
 /// refusal; returns mean µs read back from criterion's estimates.
-fn gate_micro(ids: &Identities, gate_path: &Path, envelope: &[u8], topic: &str) -> Vec<(String, f64)> {
+fn gate_micro(ids: &Identities, gate_path: &Path, cases: &[(&str, &String, &[u8])]) -> Vec<(String, f64)> {
     let gate = smqtt_gate::Gate::from_toml_file(gate_path).expect("gate");
     let (user, token) = ids.login(0, "micro");
     let session = gate.authenticate("micro", Some(&user), Some(token.as_bytes())).expect("session");
@@ -348,9 +356,7 @@ fn gate_micro(ids: &Identities, gate_path: &Path, envelope: &[u8], topic: &str) 
         .sample_size(30)
         .measurement_time(Duration::from_secs(3))
         .warm_up_time(Duration::from_secs(1));
-    let cases: [(&str, &[u8]); 2] =
-        [("gate_check_publish/envelope_256B", envelope), ("gate_check_publish/plaintext_refused", b"23.5 C")];
-    for (name, payload) in cases {
+    for (name, topic, payload) in cases {
         c.bench_function(name, |b| {
             b.iter(|| gate.check_publish(&session, topic, 1, false, std::hint::black_box(payload)))
         });
@@ -358,7 +364,7 @@ fn gate_micro(ids: &Identities, gate_path: &Path, envelope: &[u8], topic: &str) 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
     cases
         .iter()
-        .map(|(name, _)| {
+        .map(|(name, _, _)| {
             let file = root.join(name.replace('/', "_")).join("new/estimates.json");
             let file = if file.exists() { file } else { root.join(name).join("new/estimates.json") };
             let mean = std::fs::read_to_string(&file)
@@ -382,12 +388,13 @@ fn main() {
     let gate = gate_toml(dir.path(), &ids);
     let total = PROBES + n + LATENCY_MESSAGES;
     eprintln!("broker bench: sealing {} envelopes per topic …", total);
-    let topics: Vec<(usize, String, Vec<Vec<u8>>)> = FAN_OUT
-        .iter()
-        .map(|&f| {
-            let topic = format!("plant/bench/fan{f}");
-            let env = envelopes(&ids, &topic, total);
-            (f, topic, env)
+    let topics: Vec<(usize, bool, String, Vec<Vec<u8>>)> = [true, false]
+        .into_iter()
+        .flat_map(|signed| FAN_OUT.iter().map(move |&f| (f, signed)))
+        .map(|(f, signed)| {
+            let topic = if signed { format!("plant/bench/fan{f}") } else { format!("plant/bench/unsigned/fan{f}") };
+            let env = envelopes(&ids, &topic, total, signed);
+            (f, signed, topic, env)
         })
         .collect();
 
@@ -424,26 +431,41 @@ fn main() {
     let mut rows = Vec::new();
     runtime.block_on(async {
         for (name, addr, auth) in &brokers {
-            for (fan, topic, env) in &topics {
-                eprintln!("broker bench: {name}, {fan} subscriber(s) …");
-                rows.push(run_row(name, *addr, *auth, &ids, *fan, env, n, topic).await);
+            for (fan, signed, topic, env) in &topics {
+                eprintln!("broker bench: {name}, {fan} subscriber(s), signed {signed} …");
+                let mut row = run_row(name, *addr, *auth, &ids, *fan, env, n, topic).await;
+                row.signed = *signed;
+                rows.push(row);
             }
         }
     });
-    let micro = gate_micro(&ids, &gate, &topics[0].2[PROBES as usize + 1], &topics[0].1);
+    let unsigned = topics.iter().find(|t| !t.1).expect("unsigned topic");
+    let micro = gate_micro(
+        &ids,
+        &gate,
+        &[
+            ("gate_check_publish/envelope_256B", &topics[0].2, &topics[0].3[PROBES as usize + 1]),
+            ("gate_check_publish/unsigned_envelope_256B", &unsigned.2, &unsigned.3[PROBES as usize + 1]),
+            ("gate_check_publish/plaintext_refused", &topics[0].2, b"23.5 C"),
+        ],
+    );
 
     let mut out = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let _ = writeln!(out, "Broker bench: {n} envelopes (256 B plaintext, ≈388 B on the wire; every 50th carries capsule + credential) per row at QoS 1, {cores} cores, publisher and subscribers on loopback in this process.\n");
-    let _ = writeln!(out, "| broker | subscribers | msgs/s | deliveries/s | lost | p50 ms | p99 ms | vs plain |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
-    let plain: HashMap<(usize, bool), f64> = rows
+    let _ = writeln!(
+        out,
+        "| broker | envelopes | subscribers | msgs/s | deliveries/s | lost | p50 ms | p99 ms | vs plain |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let plain: HashMap<(usize, bool, bool), f64> = rows
         .iter()
         .filter(|r| r.broker.contains("plain"))
-        .map(|r| ((r.subscribers, r.broker.starts_with("Mosquitto")), r.rate))
+        .map(|r| ((r.subscribers, r.broker.starts_with("Mosquitto"), r.signed), r.rate))
         .collect();
     for r in &rows {
-        let base = plain.get(&(r.subscribers, r.broker.starts_with("Mosquitto"))).copied().unwrap_or(f64::NAN);
+        let base =
+            plain.get(&(r.subscribers, r.broker.starts_with("Mosquitto"), r.signed)).copied().unwrap_or(f64::NAN);
         let vs = if r.broker.contains("plain") {
             "—".to_owned()
         } else {
@@ -451,8 +473,9 @@ fn main() {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {vs} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {vs} |",
             r.broker,
+            if r.signed { "signed" } else { "unsigned (§6.5)" },
             r.subscribers,
             r.rate,
             r.rate * r.subscribers as f64,
