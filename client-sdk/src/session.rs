@@ -118,8 +118,9 @@ impl Sealer {
         retain: bool,
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
-        let full = policy_for_epoch(policy, self.epoch)?;
-        let id = full.to_string();
+        // The session's name: the composed policy's text (parsed, and encapsulated under, only when a session
+        // starts — not on every message).
+        let id = format!("({policy}) and epoch:{}", self.epoch);
         let expired = self
             .sessions
             .get(&id)
@@ -128,6 +129,7 @@ impl Sealer {
             self.sessions.remove(&id);
         }
         if !self.sessions.contains_key(&id) {
+            let full = policy_for_epoch(policy, self.epoch)?;
             let (data_key, capsule) =
                 self.public_key.encapsulate(&full, rng).map_err(|e| Error::Policy(e.to_string()))?;
             let capsule = capsule.to_bytes();
@@ -200,6 +202,19 @@ impl core::fmt::Debug for Message {
     }
 }
 
+/// A publisher's verified credential, with its attributes printed once (every delivered message names them).
+struct KnownPublisher {
+    credential: VerifiedCredential,
+    attributes: String,
+}
+
+impl KnownPublisher {
+    fn new(credential: VerifiedCredential) -> Arc<KnownPublisher> {
+        let attributes = credential.body().attributes.to_string();
+        Arc::new(KnownPublisher { credential, attributes })
+    }
+}
+
 struct CachedKey {
     key: SessionKey,
     policy: String,
@@ -224,7 +239,7 @@ pub struct Opener {
     min_epoch: u64,
     keys: HashMap<[u8; 16], CachedKey>,
     key_order: VecDeque<[u8; 16]>,
-    credentials: HashMap<String, VerifiedCredential>,
+    credentials: HashMap<String, Arc<KnownPublisher>>,
     /// Sessions whose policy this key does not satisfy (decided once from the capsule, which is public).
     denied: HashMap<[u8; 16], String>,
     replay: ReplayWindow,
@@ -273,10 +288,10 @@ impl Opener {
         self.user_key = user_key;
         self.min_epoch = min_epoch;
         self.denied.clear();
-        self.credentials.retain(|_, c| c.body().epoch >= min_epoch);
+        self.credentials.retain(|_, c| c.credential.body().epoch >= min_epoch);
     }
 
-    fn credential(&mut self, topic: &str, envelope: &ParsedEnvelope<'_>) -> Result<VerifiedCredential, MessageError> {
+    fn credential(&mut self, topic: &str, envelope: &ParsedEnvelope<'_>) -> Result<Arc<KnownPublisher>, MessageError> {
         let publisher = envelope.publisher().as_str().to_owned();
         let untrusted = |reason: String| MessageError::UntrustedPublisher {
             topic: topic.to_owned(),
@@ -291,10 +306,10 @@ impl Opener {
                 if verified.body().device_id != *envelope.publisher() {
                     return Err(untrusted("credential names another device".into()));
                 }
-                verified
+                KnownPublisher::new(verified)
             }
             None => match self.credentials.get(&publisher) {
-                Some(cached) => cached.clone(),
+                Some(cached) => Arc::clone(cached),
                 // A late joiner: the credential rides with the session's next capsule.
                 None if !self.keys.contains_key(&envelope.key_id()) => {
                     return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher })
@@ -302,10 +317,11 @@ impl Opener {
                 None => return Err(untrusted("no credential seen yet".into())),
             },
         };
-        if verified.body().epoch < self.min_epoch {
-            return Err(untrusted(format!("credential of past epoch {}", verified.body().epoch)));
+        let body = verified.credential.body();
+        if body.epoch < self.min_epoch {
+            return Err(untrusted(format!("credential of past epoch {}", body.epoch)));
         }
-        if verified.body().not_after <= unix_now() {
+        if body.not_after <= unix_now() {
             return Err(untrusted("credential expired".into()));
         }
         Ok(verified)
@@ -319,7 +335,8 @@ impl Opener {
         let envelope = ParsedEnvelope::parse(payload)
             .map_err(|e| MessageError::Malformed { topic: topic.to_owned(), reason: e.to_string() })?;
         let publisher = envelope.publisher().as_str().to_owned();
-        let credential = self.credential(topic, &envelope)?;
+        let known = self.credential(topic, &envelope)?;
+        let credential = &known.credential;
         let key_id = envelope.key_id();
         if envelope.is_signed() {
             envelope
@@ -339,10 +356,10 @@ impl Opener {
             return Err(MessageError::TopicNotPermitted { topic: topic.to_owned(), publisher });
         }
         // Signed by the credential's device: remember the newest credential for envelopes that omit it.
-        if envelope.credential().is_some() && self.credentials.len() < MAX_CACHED_CREDENTIALS
-            || self.credentials.contains_key(&publisher)
+        if envelope.credential().is_some()
+            && (self.credentials.len() < MAX_CACHED_CREDENTIALS || self.credentials.contains_key(&publisher))
         {
-            self.credentials.insert(publisher.clone(), credential.clone());
+            self.credentials.insert(publisher.clone(), Arc::clone(&known));
         }
         if let Some(policy) = self.denied.get(&key_id) {
             return Err(MessageError::NotAuthorised { topic: topic.to_owned(), policy: policy.clone() });
@@ -390,7 +407,7 @@ impl Opener {
             topic: topic.to_owned(),
             payload: plaintext.to_vec(),
             publisher,
-            publisher_attributes: credential.body().attributes.to_string(),
+            publisher_attributes: known.attributes.clone(),
             policy,
             qos,
             retain,

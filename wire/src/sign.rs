@@ -51,7 +51,7 @@ impl SigningKey {
 
     /// The matching public key.
     pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey(self.0.verifying_key().to_bytes())
+        VerifyingKey(self.0.verifying_key())
     }
 
     /// Signs `u64be(len(domain)) ‖ domain ‖ message`. Deterministic (RFC 8032).
@@ -86,9 +86,10 @@ impl PartialEq for SigningKey {
 impl Eq for SigningKey {}
 
 /// An Ed25519 public key: the canonical encoding of a curve point that is not of small order (validated by
-/// [`VerifyingKey::from_bytes`]). Printed as hex; it is public.
+/// [`VerifyingKey::from_bytes`]). Printed as hex; it is public. Kept decompressed, so that verifying does not
+/// decompress the point again for every signature.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct VerifyingKey([u8; 32]);
+pub struct VerifyingKey(ed25519_dalek::VerifyingKey);
 
 impl VerifyingKey {
     /// Decodes a public key.
@@ -106,12 +107,12 @@ impl VerifyingKey {
         if key.is_weak() {
             return Err(malformed("Ed25519 key", "point of small order"));
         }
-        Ok(VerifyingKey(*bytes))
+        Ok(VerifyingKey(key))
     }
 
     /// The 32-byte encoding.
     pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
+        self.0.to_bytes()
     }
 
     /// Checks `signature` over `u64be(len(domain)) ‖ domain ‖ message` with strict Ed25519 verification.
@@ -124,22 +125,20 @@ impl VerifyingKey {
 
     /// [`verify`](Self::verify) over the concatenation of `message`, copied once.
     pub(crate) fn verify_parts(&self, domain: &[u8], message: &[&[u8]], signature: &[u8; 64]) -> Result<()> {
-        // `from_bytes` validated the encoding, so decompression succeeds; a failure is still just a bad signature.
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0).map_err(|_| Error::BadSignature)?;
         let signature = ed25519_dalek::Signature::from_bytes(signature);
-        key.verify_strict(&signing_input(domain, message), &signature).map_err(|_| Error::BadSignature)
+        self.0.verify_strict(&signing_input(domain, message), &signature).map_err(|_| Error::BadSignature)
     }
 
     /// The first 16 bytes of SHA-256 of the encoding, as 32 lowercase hex digits: a short name for logs and
     /// configuration.
     pub fn fingerprint(&self) -> String {
-        hex(&Sha256::digest(self.0)[..16])
+        hex(&Sha256::digest(self.0.to_bytes())[..16])
     }
 }
 
 impl Debug for VerifyingKey {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "VerifyingKey({})", hex(&self.0))
+        write!(f, "VerifyingKey({})", hex(&self.0.to_bytes()))
     }
 }
 
