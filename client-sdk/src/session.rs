@@ -66,7 +66,8 @@ pub struct Sealer {
     public_key: Arc<PublicKey>,
     epoch: u64,
     policy: SessionPolicy,
-    sessions: HashMap<String, Session>,
+    /// By the caller's policy (the epoch is the sealer's, and changing it clears them).
+    sessions: HashMap<Policy, Session>,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -118,17 +119,16 @@ impl Sealer {
         retain: bool,
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
-        // The session's name: the composed policy's text (parsed, and encapsulated under, only when a session
-        // starts — not on every message).
-        let id = format!("({policy}) and epoch:{}", self.epoch);
+        // Sessions are found by the caller's policy; the composed policy (with the epoch) is built, and
+        // encapsulated under, only when a session starts — not on every message.
         let expired = self
             .sessions
-            .get(&id)
+            .get(policy)
             .is_some_and(|s| s.next_sequence >= self.policy.max_messages || s.started.elapsed() >= self.policy.max_age);
         if expired {
-            self.sessions.remove(&id);
+            self.sessions.remove(policy);
         }
-        if !self.sessions.contains_key(&id) {
+        if !self.sessions.contains_key(policy) {
             let full = policy_for_epoch(policy, self.epoch)?;
             let (data_key, capsule) =
                 self.public_key.encapsulate(&full, rng).map_err(|e| Error::Policy(e.to_string()))?;
@@ -142,9 +142,9 @@ impl Sealer {
                 since_capsule: 0,
                 capsule_sent_at: None,
             };
-            self.sessions.insert(id.clone(), session);
+            self.sessions.insert(policy.clone(), session);
         }
-        let Some(session) = self.sessions.get_mut(&id) else { return Err(Error::Crypto("session vanished".into())) };
+        let Some(session) = self.sessions.get_mut(policy) else { return Err(Error::Crypto("session vanished".into())) };
         let with_capsule = retain
             || session.capsule_sent_at.is_none_or(|at| at.elapsed() >= self.policy.capsule_interval)
             || session.since_capsule + 1 >= self.policy.capsule_every;
@@ -292,10 +292,10 @@ impl Opener {
     }
 
     fn credential(&mut self, topic: &str, envelope: &ParsedEnvelope<'_>) -> Result<Arc<KnownPublisher>, MessageError> {
-        let publisher = envelope.publisher().as_str().to_owned();
+        let publisher = envelope.publisher().as_str();
         let untrusted = |reason: String| MessageError::UntrustedPublisher {
             topic: topic.to_owned(),
-            publisher: publisher.clone(),
+            publisher: publisher.to_owned(),
             reason,
         };
         let verified = match envelope.credential() {
@@ -308,11 +308,11 @@ impl Opener {
                 }
                 KnownPublisher::new(verified)
             }
-            None => match self.credentials.get(&publisher) {
+            None => match self.credentials.get(publisher) {
                 Some(cached) => Arc::clone(cached),
                 // A late joiner: the credential rides with the session's next capsule.
                 None if !self.keys.contains_key(&envelope.key_id()) => {
-                    return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher })
+                    return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher: publisher.to_owned() })
                 }
                 None => return Err(untrusted("no credential seen yet".into())),
             },
