@@ -7,6 +7,9 @@ use smqtt_wire::{TopicFilter, VerifiedCredential};
 /// What a connected client is.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
+// One per connection, made once at CONNECT and shared behind an `Arc`: the device variant's size (its credential
+// keeps the device's Ed25519 key decompressed, for verifying every envelope) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Role {
     /// A device with a verified authority credential (via a CONNECT token).
     Device(VerifiedCredential),
