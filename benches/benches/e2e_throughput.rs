@@ -510,7 +510,9 @@ async fn run_row(
             let identity = devices.subscriber.load().map_err(|e| e.to_string())?;
             let mut config = ClientConfig::new("127.0.0.1", addr.port());
             config.sessions.sign_every_message = mode == Mode::Encrypted;
-            config.accept_unsigned = mode == Mode::EncryptedUnsigned;
+            if mode == Mode::EncryptedUnsigned {
+                config.accept_unsigned = vec!["bench/#".to_owned()];
+            }
             config.client_id = Some(subscriber_id(mode, row_id));
             let (sub, mut messages) = SmqttClient::connect(identity, &config).map_err(|e| e.to_string())?;
             let t = tally.clone();

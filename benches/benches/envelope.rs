@@ -318,7 +318,7 @@ fn bench_envelope(c: &mut Criterion, f: &Fixture) {
             SessionPolicy { sign_every_message: false, ..SessionPolicy::default() },
         );
         let mut opener = Opener::new(f.public_key.clone(), f.user_key(), f.authority.verifying_key(), EPOCH);
-        opener.accept_unsigned(true);
+        opener.accept_unsigned(vec![TopicFilter::new("plant/#").expect("filter")]);
         let first = sealer.seal(TOPIC, &policy, &p, false, &mut rng).expect("first seal");
         opener.open(TOPIC, &first, 0, false).expect("first open");
         g.bench_with_input(BenchmarkId::new("sdk_roundtrip_unsigned", size), &p, |b, p| {

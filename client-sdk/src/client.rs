@@ -38,9 +38,9 @@ pub struct ClientConfig {
     pub sessions: SessionPolicy,
     /// MQTT 3.1.1 (default) or 5. Everything SMQTT adds lives in the PUBLISH payload, so both work the same.
     pub protocol: MqttVersion,
-    /// Accept unsigned envelopes from publishers that introduced their session signed (`docs/wire.md` §6.5;
-    /// default `false`). See [`Opener::accept_unsigned`].
-    pub accept_unsigned: bool,
+    /// Topic filters on which to accept unsigned envelopes from publishers that introduced their session signed
+    /// (`docs/wire.md` §6.5; default none). See [`Opener::accept_unsigned`].
+    pub accept_unsigned: Vec<String>,
 }
 
 /// The MQTT protocol version spoken to the broker.
@@ -65,7 +65,7 @@ impl ClientConfig {
             password: None,
             sessions: SessionPolicy::default(),
             protocol: MqttVersion::V311,
-            accept_unsigned: false,
+            accept_unsigned: Vec::new(),
         }
     }
 }
@@ -255,7 +255,12 @@ impl SmqttClient {
             config.sessions.clone(),
         );
         let mut opener = Opener::new(public_key, identity.user_key, identity.authority_key, identity.epoch);
-        opener.accept_unsigned(config.accept_unsigned);
+        let unsigned_filters = config
+            .accept_unsigned
+            .iter()
+            .map(|f| smqtt_wire::TopicFilter::new(f).map_err(|e| Error::Topic(e.to_string())))
+            .collect::<Result<Vec<_>, Error>>()?;
+        opener.accept_unsigned(unsigned_filters);
         let filters = Arc::new(Mutex::new(Vec::new()));
         let (raw_tx, raw_rx) = mpsc::channel::<ToOpener>(1024);
         let (tx, rx) = mpsc::channel(256);

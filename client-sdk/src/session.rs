@@ -13,7 +13,7 @@ use rand_core::{CryptoRng, RngCore};
 use smqtt_abe::{Capsule, Error as AbeError, Policy, PublicKey, UserKey};
 use smqtt_wire::{
     seal_envelope, seal_envelope_unsigned, DeviceId, EnvelopeParts, ParsedEnvelope, ReplayWindow, SessionKey,
-    SigningKey, UnverifiedCredential, VerifiedCredential, VerifyingKey,
+    SigningKey, TopicFilter, UnverifiedCredential, VerifiedCredential, VerifyingKey,
 };
 
 use crate::error::{Error, MessageError};
@@ -33,7 +33,7 @@ pub struct SessionPolicy {
     /// credential are signed and the others are authenticated by the session key alone (`docs/wire.md` §6.5):
     /// ≈ 70 µs less work per message and 64 bytes less, but any subscriber able to decrypt could forge them
     /// where the broker does not bind publishers to their connections. Subscribers accept such envelopes only
-    /// with [`Opener::accept_unsigned`].
+    /// on the topics they list with [`Opener::accept_unsigned`]. Retained messages are always signed.
     pub sign_every_message: bool,
 }
 
@@ -243,7 +243,8 @@ pub struct Opener {
     /// Sessions whose policy this key does not satisfy (decided once from the capsule, which is public).
     denied: HashMap<[u8; 16], String>,
     replay: ReplayWindow,
-    accept_unsigned: bool,
+    /// Topics on which unsigned envelopes are accepted (§6.5); none by default.
+    accept_unsigned: Vec<TopicFilter>,
 }
 
 impl core::fmt::Debug for Opener {
@@ -270,16 +271,17 @@ impl Opener {
             credentials: HashMap::new(),
             denied: HashMap::new(),
             replay: ReplayWindow::new(MAX_CACHED_KEYS),
-            accept_unsigned: false,
+            accept_unsigned: Vec::new(),
         }
     }
 
-    /// Whether to accept unsigned envelopes (`docs/wire.md` §6.5; off by default): only from a publisher
-    /// whose signed envelope introduced the same session, and only as group-authenticated — any other holder
-    /// of the session key could have sealed them, unless the broker binds publishers to their connections (as
-    /// `smqtt-gate` does on topics configured with `[topics] unsigned`).
-    pub fn accept_unsigned(&mut self, accept: bool) {
-        self.accept_unsigned = accept;
+    /// The topics on which to accept unsigned envelopes (`docs/wire.md` §6.5; none by default): only from a
+    /// publisher whose signed envelope introduced the same session in the current epoch, never retained, and
+    /// only as group-authenticated — any other holder of the session key could have sealed them, unless the
+    /// broker binds envelopes to their publisher's connection on exactly these topics (as `smqtt-gate` does on
+    /// the protected topics listed in `[topics] unsigned`). List no more than the broker does.
+    pub fn accept_unsigned(&mut self, filters: Vec<TopicFilter>) {
+        self.accept_unsigned = filters;
     }
 
     /// Installs a renewed attribute key (new epoch); cached session keys stay, credentials of older epochs are
@@ -288,6 +290,11 @@ impl Opener {
         self.user_key = user_key;
         self.min_epoch = min_epoch;
         self.denied.clear();
+        // Sessions must be introduced again (by a signed envelope) before their unsigned envelopes count: a
+        // device revoked at this rotation may still hold an old session key.
+        for cached in self.keys.values_mut() {
+            cached.signed_by.clear();
+        }
         self.credentials.retain(|_, c| c.credential.body().epoch >= min_epoch);
     }
 
@@ -343,12 +350,13 @@ impl Opener {
                 .verify_signature(topic, &credential.body().device_key)
                 .map_err(|_| MessageError::BadSignature { topic: topic.to_owned(), publisher: publisher.clone() })?;
         } else {
+            // Honest publishers sign every retained message (it carries the capsule); a retained unsigned one
+            // could only be an old envelope replayed by the broker, outside the replay window's reach.
+            let accepted = !retain && self.accept_unsigned.iter().any(|f| f.matches(topic));
             let introduced = self.keys.get(&key_id).map(|k| k.signed_by.contains(envelope.publisher()));
             match introduced {
-                Some(true) if self.accept_unsigned => {}
-                None if self.accept_unsigned => {
-                    return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher });
-                }
+                Some(true) if accepted => {}
+                None if accepted => return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher }),
                 _ => return Err(MessageError::Unsigned { topic: topic.to_owned(), publisher }),
             }
         }
@@ -392,16 +400,17 @@ impl Opener {
             .open(topic, &cached.key)
             .map_err(|_| MessageError::Tampered { topic: topic.to_owned(), publisher: publisher.clone() })?;
         // Brokers deliver a retained message again on every (re)subscription: only live messages count.
-        if envelope.is_signed()
-            && cached.signed_by.len() < MAX_SIGNERS_PER_KEY
-            && !cached.signed_by.contains(envelope.publisher())
-        {
-            cached.signed_by.push(envelope.publisher().clone());
-        }
         let policy = cached.policy.clone();
         let replayed = self.replay.check_and_record(envelope.publisher(), key_id, envelope.sequence()).is_err();
         if replayed && !retain {
             return Err(MessageError::Replay { topic: topic.to_owned(), publisher: publisher.clone() });
+        }
+        // A signed, opened, fresh envelope introduces its publisher's session (the newest introducers are kept).
+        if envelope.is_signed() && !cached.signed_by.contains(envelope.publisher()) {
+            if cached.signed_by.len() >= MAX_SIGNERS_PER_KEY {
+                cached.signed_by.remove(0);
+            }
+            cached.signed_by.push(envelope.publisher().clone());
         }
         Ok(Message {
             topic: topic.to_owned(),

@@ -334,11 +334,11 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
 
     let mut publisher_config = common::World::config_for(broker);
     publisher_config.sessions.sign_every_message = false;
-    publisher_config.sessions.capsule_every = 5;
+    publisher_config.sessions.capsule_every = 6;
     let (publisher, _) = SmqttClient::connect(sensor, &publisher_config).expect("connect");
     let (strict, mut strict_rx) = SmqttClient::connect(strict, &common::World::config_for(broker)).expect("connect");
     let mut lenient_config = common::World::config_for(broker);
-    lenient_config.accept_unsigned = true;
+    lenient_config.accept_unsigned = vec!["plant/berlin/line1/#".to_owned()];
     let (lenient, mut lenient_rx) = SmqttClient::connect(lenient, &lenient_config).expect("connect");
     strict.subscribe("plant/#", 1).await.expect("sub");
     lenient.subscribe("plant/#", 1).await.expect("sub");
@@ -370,6 +370,14 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
         assert_eq!(refused.kind(), "unsigned");
     }
 
+    // The same session on a topic outside the lenient subscriber's unsigned filters: refused there too.
+    publisher.publish("plant/berlin/line2/temp", &p, 1, false, b"x").await.expect("publish");
+    let outside = lenient_rx.next_timeout(WAIT).await.expect("delivery").expect_err("outside the filters");
+    assert_eq!(outside.kind(), "unsigned");
+    let _ = strict_rx.next_timeout(WAIT).await.expect("delivery").expect_err("strict refuses it too");
+    assert!(smqtt_wire::ParsedEnvelope::parse(&raw_rx.recv().await.expect("raw copy").payload)
+        .is_ok_and(|e| !e.is_signed()));
+
     // A replayed unsigned envelope, and one whose publisher field names another device.
     raw.publish(topic, rumqttc::QoS::AtLeastOnce, false, seen[3].clone()).await.expect("replay");
     let mut renamed_bytes = seen[3].clone();
@@ -382,7 +390,7 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
     assert!(["unsigned", "untrusted_publisher", "tampered"].contains(&renamed.kind()), "{renamed:?}");
 
     // A late joiner that accepts unsigned envelopes: an unsigned envelope of a session it has not seen
-    // introduced is an unknown key; the next capsule round (every 5th message, signed) lets it in.
+    // introduced is an unknown key; the next capsule round (the 7th message, signed) lets it in.
     let (late_client, mut late_rx) = SmqttClient::connect(late, &lenient_config).expect("connect");
     late_client.subscribe("plant/#", 1).await.expect("sub");
     settle().await;

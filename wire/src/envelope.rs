@@ -55,7 +55,8 @@ const SIGNATURE_LEN: usize = 64;
 /// Bytes an envelope adds to its plaintext when it carries neither capsule nor credential, for a publisher id
 /// of `publisher_len` bytes: header (6), flags (1), publisher length (1) and id, key id (16), sequence (8),
 /// timestamp (8), ciphertext length (4), tag (16), signature (64) — `124 + publisher_len`. A capsule adds
-/// `4 + len(capsule)`, a credential `2 + len(credential)`.
+/// `4 + len(capsule)`, a credential `2 + len(credential)`. An unsigned envelope ([`seal_envelope_unsigned`]) is
+/// 64 bytes shorter.
 pub const fn envelope_overhead(publisher_len: usize) -> usize {
     6 + 1 + 1 + publisher_len + KEY_ID_LEN + 8 + 8 + 4 + TAG_LEN + SIGNATURE_LEN
 }

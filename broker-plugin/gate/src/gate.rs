@@ -143,7 +143,7 @@ impl Gate {
             anonymous: file.anonymous.allow,
             anonymous_subscribe: filters(&file.anonymous.subscribe, "[anonymous] subscribe")?,
             protected: filters(&file.topics.protected, "[topics] protected")?,
-            unsigned: filters(&file.topics.unsigned, "[topics] unsigned")?,
+            unsigned: unsigned_filters(&file.topics.unsigned, &file.topics.protected)?,
             open: filters(&file.topics.open, "[topics] open")?,
             deny_subscribe: filters(&file.topics.deny_subscribe, "[topics] deny_subscribe")?,
             legacy: Legacy::new(&file.legacy)?,
@@ -463,7 +463,9 @@ impl Gate {
                     ));
                 }
                 if enforced && !clearing {
-                    let unsigned_ok = self.unsigned.iter().any(|f| f.matches(topic));
+                    // Honest publishers sign retained envelopes (they carry the capsule); an unsigned retained one
+                    // would be redelivered to every subscriber outside the replay window's reach.
+                    let unsigned_ok = !retain && self.unsigned.iter().any(|f| f.matches(topic));
                     check_envelope(credential, topic, payload, unsigned_ok)?;
                 }
                 Ok(None)
@@ -475,6 +477,21 @@ impl Gate {
     pub fn metrics_text(&self) -> String {
         self.metrics.text(self.enforcement, self.current_epoch())
     }
+}
+
+/// `[topics] unsigned`: each filter must lie inside a protected one, where the gate binds envelopes to their
+/// publisher's connection; elsewhere nothing would check who published an unsigned envelope.
+fn unsigned_filters(unsigned: &[String], protected: &[String]) -> Result<Vec<TopicFilter>, GateError> {
+    let parsed = filters(unsigned, "[topics] unsigned")?;
+    for f in &parsed {
+        if !protected.iter().any(|p| filter_within(f.as_str(), p)) {
+            return Err(config_error(format!(
+                "[topics] unsigned filter {:?} is not inside a protected filter",
+                f.as_str()
+            )));
+        }
+    }
+    Ok(parsed)
 }
 
 /// A well-formed envelope whose publisher is the connected device and whose signature verifies for `topic` with

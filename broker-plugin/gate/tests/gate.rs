@@ -166,6 +166,11 @@ fn unsigned_envelopes_only_where_configured_and_only_from_their_publisher() {
     assert_eq!(refused(strict.check_publish(&me, berlin, 1, false, &unsigned)), RefusalReason::Unsigned);
     let me = ok(lenient.authenticate("sensor-1", Some("sensor-1"), Some(sensor.token("sensor-1").as_bytes())));
     assert_eq!(lenient.check_publish(&me, berlin, 1, false, &unsigned), PublishDecision::Accept);
+    // Never as a retained message (honest publishers sign those: they carry the capsule).
+    assert_eq!(refused(lenient.check_publish(&me, berlin, 1, true, &unsigned)), RefusalReason::Unsigned);
+    // An `unsigned` filter outside every protected one would bind nothing: a configuration error.
+    let outside = f.try_gate("[topics]\nprotected = [\"plant/#\"]\nunsigned = [\"status/#\"]\n");
+    assert!(matches!(outside, Err(GateError::Config(m)) if m.contains("not inside a protected filter")));
     assert_eq!(counter(&strict, "smqtt_gate_refused_total{check=\"publish\",reason=\"unsigned\"}"), 2);
 }
 

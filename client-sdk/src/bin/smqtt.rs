@@ -34,7 +34,8 @@ struct Broker {
     #[arg(short = 'V', long = "protocol-version", default_value = "mqttv311", value_parser = ["mqttv311", "mqttv5"])]
     protocol: String,
     /// Session-key authentication (docs/wire.md §6.5): `pub` signs only the envelopes that carry the capsule,
-    /// `sub` accepts unsigned envelopes from the publisher whose signed envelope introduced the session.
+    /// `sub` accepts unsigned envelopes on its -t filters from the publisher whose signed envelope introduced the
+    /// session (use it only where the broker binds them to their publisher, e.g. smqtt-gate's [topics] unsigned).
     #[arg(long)]
     unsigned: bool,
 }
@@ -46,7 +47,6 @@ impl Broker {
             config.protocol = smqtt_client::MqttVersion::V5;
         }
         config.sessions.sign_every_message = !self.unsigned;
-        config.accept_unsigned = self.unsigned;
         config
     }
 }
@@ -205,7 +205,11 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Sub { broker, topic, qos, verbose, count, json } => {
             let identity = DeviceStore::at(&broker.store).load()?;
-            let (client, mut messages) = SmqttClient::connect(identity, &broker.config())?;
+            let mut config = broker.config();
+            if broker.unsigned {
+                config.accept_unsigned = topic.clone();
+            }
+            let (client, mut messages) = SmqttClient::connect(identity, &config)?;
             for filter in &topic {
                 client.subscribe(filter, qos).await?;
             }
