@@ -1,6 +1,5 @@
 //! The MQTT side: a rumqttc client whose event loop the SDK polls itself, with reconnect back-off and
-//! re-subscription, an opener thread for the pairing work, and a stream of accepted messages and per-message
-//! errors.
+//! re-subscription, and a stream of accepted messages and per-message errors (fed by [`crate::delivery`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +9,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use smqtt_abe::Policy;
 use tokio::sync::mpsc;
 
+use crate::delivery::Pipeline;
 use crate::error::{Error, MessageError};
 use crate::session::{Message, Opener, Sealer, SessionPolicy};
 use crate::store::{DeviceStore, Identity};
@@ -176,7 +176,7 @@ pub struct SmqttClient {
     filters: Arc<Mutex<Vec<(String, u8)>>>,
     credential: Arc<Mutex<smqtt_wire::VerifiedCredential>>,
     auth: Arc<Mutex<ConnectAuth>>,
-    opener_tx: mpsc::Sender<ToOpener>,
+    pipeline: Pipeline,
 }
 
 impl core::fmt::Debug for SmqttClient {
@@ -184,19 +184,6 @@ impl core::fmt::Debug for SmqttClient {
         let device = self.credential.lock().map(|c| c.body().device_id.to_string()).unwrap_or_default();
         f.debug_struct("SmqttClient").field("device", &device).finish_non_exhaustive()
     }
-}
-
-struct Raw {
-    topic: String,
-    payload: bytes_like::Payload,
-    qos: u8,
-    retain: bool,
-}
-
-/// What the opener thread is told: a delivered publish, or a renewed attribute key (in order with the former).
-enum ToOpener {
-    Publish(Raw),
-    Key(Box<smqtt_abe::UserKey>, u64),
 }
 
 /// What a (re)connect needs to prove the device's identity to a broker that checks it (the SMQTT broker
@@ -221,11 +208,6 @@ impl ConnectAuth {
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-mod bytes_like {
-    /// The payload as rumqttc hands it over, kept opaque to the rest of the crate.
-    pub(super) struct Payload(pub(super) Vec<u8>);
 }
 
 impl SmqttClient {
@@ -262,13 +244,7 @@ impl SmqttClient {
             .collect::<Result<Vec<_>, Error>>()?;
         opener.accept_unsigned(unsigned_filters);
         let filters = Arc::new(Mutex::new(Vec::new()));
-        let (raw_tx, raw_rx) = mpsc::channel::<ToOpener>(1024);
-        let (tx, rx) = mpsc::channel(256);
-        // Opening can take a pairing (ms): a thread of its own, so the event loop keeps polling.
-        std::thread::Builder::new()
-            .name("smqtt-opener".into())
-            .spawn(move || open_loop(opener, raw_rx, &tx))
-            .map_err(|e| Error::Crypto(format!("cannot start opener thread: {e}")))?;
+        let (pipeline, rx) = Pipeline::start(opener)?;
         let mqtt = match config.protocol {
             MqttVersion::V311 => {
                 let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
@@ -278,7 +254,7 @@ impl SmqttClient {
                 options.set_credentials(identity.device_id.as_str(), password);
                 let (client, eventloop) = AsyncClient::new(options, 64);
                 let mqtt = Mqtt::V311(client);
-                tokio::spawn(poll_loop(eventloop, mqtt.clone(), filters.clone(), raw_tx.clone(), auth.clone()));
+                tokio::spawn(poll_loop(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone()));
                 mqtt
             }
             MqttVersion::V5 => {
@@ -293,7 +269,7 @@ impl SmqttClient {
                 options.set_credentials(identity.device_id.as_str(), password);
                 let (client, eventloop) = mqtt5::AsyncClient::new(options, 64);
                 let mqtt = Mqtt::V5(client);
-                tokio::spawn(poll_loop5(eventloop, mqtt.clone(), filters.clone(), raw_tx.clone(), auth.clone()));
+                tokio::spawn(poll_loop5(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone()));
                 mqtt
             }
         };
@@ -303,7 +279,7 @@ impl SmqttClient {
             filters,
             credential: Arc::new(Mutex::new(identity.verified)),
             auth,
-            opener_tx: raw_tx,
+            pipeline,
         };
         Ok((client, Messages { rx }))
     }
@@ -379,7 +355,11 @@ impl SmqttClient {
         if let Ok(mut auth) = self.auth.lock() {
             auth.credential = identity.credential;
         }
-        self.opener_tx.send(ToOpener::Key(Box::new(identity.user_key), identity.epoch)).await.map_err(|_| Error::Closed)
+        if self.pipeline.install_key(identity.user_key, identity.epoch).await {
+            Ok(())
+        } else {
+            Err(Error::Closed)
+        }
     }
 
     /// Renews the identity in `store` at the authority (see [`DeviceStore::renew`]) and [installs](Self::install)
@@ -405,7 +385,7 @@ impl SmqttClient {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if client.opener_tx.is_closed() {
+                if client.pipeline.is_closed() {
                     return;
                 }
                 let probe = store.clone();
@@ -433,7 +413,7 @@ async fn poll_loop(
     mut eventloop: EventLoop,
     mqtt: Mqtt,
     filters: Arc<Mutex<Vec<(String, u8)>>>,
-    raw_tx: mpsc::Sender<ToOpener>,
+    pipeline: Pipeline,
     auth: Arc<Mutex<ConnectAuth>>,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -441,15 +421,7 @@ async fn poll_loop(
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let raw = Raw {
-                    topic: publish.topic.clone(),
-                    payload: bytes_like::Payload(publish.payload.to_vec()),
-                    qos: level(publish.qos),
-                    retain: publish.retain,
-                };
-                // The opener thread is the only consumer; if it is gone, so is the subscriber. A full queue
-                // holds the event loop back (and with it the broker's flow control) instead of growing.
-                if raw_tx.send(ToOpener::Publish(raw)).await.is_err() {
+                if !pipeline.deliver(&publish.topic, &publish.payload, level(publish.qos), publish.retain).await {
                     return;
                 }
             }
@@ -483,7 +455,7 @@ async fn poll_loop5(
     mut eventloop: mqtt5::EventLoop,
     mqtt: Mqtt,
     filters: Arc<Mutex<Vec<(String, u8)>>>,
-    raw_tx: mpsc::Sender<ToOpener>,
+    pipeline: Pipeline,
     auth: Arc<Mutex<ConnectAuth>>,
 ) {
     use mqtt5::mqttbytes::v5::Packet as Packet5;
@@ -494,13 +466,8 @@ async fn poll_loop5(
             Ok(mqtt5::Event::Incoming(Packet5::Publish(publish))) => {
                 // A topic that is not UTF-8 (or an unresolved topic alias, empty) goes to the opener as is: it
                 // cannot match a signature and is reported as a refused message rather than dropped silently.
-                let raw = Raw {
-                    topic: String::from_utf8_lossy(&publish.topic).into_owned(),
-                    payload: bytes_like::Payload(publish.payload.to_vec()),
-                    qos: level5(publish.qos),
-                    retain: publish.retain,
-                };
-                if raw_tx.send(ToOpener::Publish(raw)).await.is_err() {
+                let topic = String::from_utf8_lossy(&publish.topic);
+                if !pipeline.deliver(&topic, &publish.payload, level5(publish.qos), publish.retain).await {
                     return;
                 }
             }
@@ -524,22 +491,6 @@ async fn poll_loop5(
                     eventloop.options.set_credentials(username, auth.password());
                 }
             }
-        }
-    }
-}
-
-fn open_loop(mut opener: Opener, mut raw_rx: mpsc::Receiver<ToOpener>, tx: &mpsc::Sender<Delivery>) {
-    while let Some(next) = raw_rx.blocking_recv() {
-        let raw = match next {
-            ToOpener::Publish(raw) => raw,
-            ToOpener::Key(user_key, epoch) => {
-                opener.set_key(*user_key, epoch);
-                continue;
-            }
-        };
-        let delivery = opener.open(&raw.topic, &raw.payload.0, raw.qos, raw.retain);
-        if tx.blocking_send(delivery).is_err() {
-            return;
         }
     }
 }

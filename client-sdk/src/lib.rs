@@ -25,6 +25,7 @@
 //! ```
 
 mod client;
+mod delivery;
 mod error;
 mod session;
 mod store;

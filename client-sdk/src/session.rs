@@ -334,6 +334,15 @@ impl Opener {
         Ok(verified)
     }
 
+    /// Whether [`Opener::open`] would take microseconds for this payload: an unsigned envelope without capsule or
+    /// credential under a cached session key (an AEAD call and the replay window). Everything else may need a
+    /// signature check, a credential check or a decapsulation. Parses the header only; decides nothing.
+    pub fn opens_quickly(&self, payload: &[u8]) -> bool {
+        ParsedEnvelope::parse(payload).is_ok_and(|e| {
+            !e.is_signed() && e.capsule().is_none() && e.credential().is_none() && self.keys.contains_key(&e.key_id())
+        })
+    }
+
     /// Checks and decrypts one delivered payload.
     ///
     /// # Errors

@@ -402,3 +402,39 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
     assert_eq!(m.payload, b"5");
     common::finish(world).await;
 }
+
+/// Deliveries stay in publication order when some open on the event loop (unsigned, cached session) and some on
+/// the opener thread (signed, or a new session's capsule to decapsulate): every fourth envelope is signed and
+/// sessions rotate every 60 messages, so the stream crosses from quick to slow and back many times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_keep_their_order_across_session_rotations() {
+    let broker = common::start_rumqttd();
+    let (world, (_, sensor), (_, reader)) = tokio::task::spawn_blocking(move || {
+        let w = common::World::new(broker);
+        let a = w.device("sensor-9", "role:sensor, site:berlin", &["plant/berlin/#"]);
+        let b = w.device("op-9", "role:operator, site:berlin", &[]);
+        (w, a, b)
+    })
+    .await
+    .expect("devices");
+    let mut publisher_config = common::World::config_for(broker);
+    publisher_config.sessions.sign_every_message = false;
+    publisher_config.sessions.capsule_every = 4;
+    publisher_config.sessions.max_messages = 60;
+    let (publisher, _) = SmqttClient::connect(sensor, &publisher_config).expect("connect");
+    let mut reader_config = common::World::config_for(broker);
+    reader_config.accept_unsigned = vec!["plant/#".to_owned()];
+    let (reader, mut rx) = SmqttClient::connect(reader, &reader_config).expect("connect");
+    reader.subscribe("plant/#", 1).await.expect("sub");
+    settle().await;
+    let p = policy("role:operator");
+    const COUNT: u32 = 600;
+    for i in 0..COUNT {
+        publisher.publish("plant/berlin/line1/seq", &p, 1, false, &i.to_be_bytes()).await.expect("publish");
+    }
+    for i in 0..COUNT {
+        let m = rx.next_timeout(WAIT).await.expect("delivery").unwrap_or_else(|e| panic!("message {i}: {e}"));
+        assert_eq!(m.payload, i.to_be_bytes(), "delivery {i} out of order");
+    }
+    common::finish(world).await;
+}
