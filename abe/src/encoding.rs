@@ -10,6 +10,7 @@ use ark_ec::AffineRepr;
 use ark_ff::Zero;
 use ark_serialize::{CanonicalDeserialize, CanonicalSerialize};
 
+use crate::decompress;
 use crate::error::{Error, Limit, Result};
 use crate::keys::{Capsule, Gt, MasterKey, ParamsId, PublicKey, UserKey};
 use crate::label::Label;
@@ -91,10 +92,13 @@ pub(crate) fn capsule_bytes(c: &Capsule) -> Vec<u8> {
     out
 }
 
-/// A canonical, validated, non-identity G1 point from exactly 48 bytes.
+/// A canonical, validated, non-identity G1 point from exactly 48 bytes. Decompression (flags, x < p, on the
+/// curve, subgroup) is `decompress::g1_from_compressed`, which accepts exactly what arkworks'
+/// `deserialize_compressed` accepts; re-encoding then double-checks the flag handling.
 fn decode_g1(bytes: &[u8]) -> core::result::Result<G1Affine, &'static str> {
-    let p = G1Affine::deserialize_compressed(bytes)
-        .map_err(|_| "invalid G1 point (not on the curve or not in the subgroup)")?;
+    const INVALID: &str = "invalid G1 point (not on the curve or not in the subgroup)";
+    let array: &[u8; G1_LEN] = bytes.try_into().map_err(|_| INVALID)?;
+    let p = decompress::g1_from_compressed(array).ok_or(INVALID)?;
     let mut again = [0u8; G1_LEN];
     if p.serialize_compressed(&mut again[..]).is_err() || again != bytes {
         return Err("non-canonical encoding");
@@ -105,10 +109,11 @@ fn decode_g1(bytes: &[u8]) -> core::result::Result<G1Affine, &'static str> {
     Ok(p)
 }
 
-/// A canonical, validated, non-identity G2 point from exactly 96 bytes.
+/// A canonical, validated, non-identity G2 point from exactly 96 bytes (see [`decode_g1`]).
 fn decode_g2(bytes: &[u8]) -> core::result::Result<G2Affine, &'static str> {
-    let p = G2Affine::deserialize_compressed(bytes)
-        .map_err(|_| "invalid G2 point (not on the curve or not in the subgroup)")?;
+    const INVALID: &str = "invalid G2 point (not on the curve or not in the subgroup)";
+    let array: &[u8; G2_LEN] = bytes.try_into().map_err(|_| INVALID)?;
+    let p = decompress::g2_from_compressed(array).ok_or(INVALID)?;
     let mut again = [0u8; G2_LEN];
     if p.serialize_compressed(&mut again[..]).is_err() || again != bytes {
         return Err("non-canonical encoding");

@@ -76,6 +76,7 @@
 //!   under DLIN in the random-oracle model.
 #![warn(missing_docs)]
 
+mod decompress;
 pub mod encoding;
 pub mod error;
 mod fame;
