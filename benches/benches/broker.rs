@@ -189,7 +189,7 @@ fn start_mosquitto(dir: &Path, name: &str, plugin: Option<(&Path, &Path)>) -> Re
 }
 
 /// Envelopes for `topic`: sequence numbers 0.. (probes, measured, latency), sealed once; with `signed` false
-/// only the capsule-bearing ones (every 50th) are signed (session-key authentication, wire.md §6.5).
+/// only the capsule-bearing ones (every 256th) are signed (session-key authentication, wire.md §6.5).
 fn envelopes(identities: &Identities, topic: &str, count: u64, signed: bool) -> Vec<Vec<u8>> {
     let (pk, _) = smqtt_abe::setup(&mut rand_core::OsRng).expect("setup");
     let (id, key, credential) = &identities.devices[0];
@@ -245,7 +245,7 @@ struct Row {
     lost: usize,
     p50_ms: f64,
     p99_ms: f64,
-    /// Every envelope signed (else session-key authentication: every 50th).
+    /// Every envelope signed (else session-key authentication: every 256th).
     signed: bool,
 }
 
@@ -452,7 +452,7 @@ fn main() {
 
     let mut out = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let _ = writeln!(out, "Broker bench: {n} envelopes (256 B plaintext, ≈388 B on the wire; every 50th carries capsule + credential) per row at QoS 1, {cores} cores, publisher and subscribers on loopback in this process.\n");
+    let _ = writeln!(out, "Broker bench: {n} envelopes (256 B plaintext, ≈388 B on the wire; every 256th carries capsule + credential) per row at QoS 1, {cores} cores, publisher and subscribers on loopback in this process.\n");
     let _ = writeln!(
         out,
         "| broker | envelopes | subscribers | msgs/s | deliveries/s | lost | p50 ms | p99 ms | vs plain |"

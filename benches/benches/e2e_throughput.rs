@@ -8,7 +8,7 @@
 //! messages are published as fast as the client accepts them. Rate = distinct numbered messages received / time
 //! from the first publish to the last receive; lost = N − received (counted after 2 s without progress).
 //!
-//! `cargo bench -p smqtt-benches --bench e2e_throughput`; `SMQTT_E2E_MESSAGES` sets N (default 20000). Prints a
+//! `cargo bench -p smqtt-benches --bench e2e_throughput`; `SMQTT_E2E_MESSAGES` sets N (default 20000), `SMQTT_E2E_ONLY` picks rows by label. Prints a
 //! Markdown table and writes it to `target/e2e-throughput.md`. Without `--bench` (as under
 //! `cargo test --benches`) it prints a note and exits.
 
@@ -29,7 +29,8 @@ use smqtt_client::{ClientConfig, DeviceStore, SmqttClient, MAX_PACKET_BYTES};
 
 const DEFAULT_MESSAGES: usize = 20_000;
 const PAYLOAD_BYTES: usize = 256;
-/// Probes after the first one arrived: the SDK's capsule rides on every 50th message, so 200 include several.
+/// Probes after the first one arrived: the SDK's capsule rides on the first message of a session, so the warm-up
+/// opens it.
 const WARMUP: usize = 200;
 /// A row ends this long after the subscriber last made progress.
 const IDLE: Duration = Duration::from_secs(2);
@@ -709,6 +710,8 @@ fn main() {
         return;
     }
     let n = messages_per_row();
+    // `SMQTT_E2E_ONLY=text`: only the rows whose label ("<broker> QoS <n> <mode>") contains `text`.
+    let only = std::env::var("SMQTT_E2E_ONLY").ok();
     assert!(u32::try_from(n).is_ok(), "too many messages");
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load_before = load_average();
@@ -746,6 +749,9 @@ fn main() {
                 for mode in [Mode::Plaintext, Mode::Encrypted, Mode::EncryptedUnsigned] {
                     row_id += 1;
                     let what = format!("{broker} QoS {level} {}", mode.label());
+                    if only.as_deref().is_some_and(|only| !what.contains(only)) {
+                        continue;
+                    }
                     if bench_start.elapsed() > RUN_BUDGET {
                         skipped.push(format!("{what}: time budget of {} s used up", RUN_BUDGET.as_secs()));
                         continue;
@@ -782,7 +788,7 @@ fn main() {
 
     let context = format!(
         "QoS 0 and 1, {PAYLOAD_BYTES} B payloads (the encrypted rows carry {PAYLOAD_BYTES} B plaintext in an envelope \
-         of about {} B; the capsule and credential ride on every 50th), policy `{POLICY}` + epoch. Publisher and \
+         of about {} B; the capsule and credential ride on every 256th), policy `{POLICY}` + epoch. Publisher and \
          subscriber in this process (tokio, 2 workers); rumqttd in this process too (its own threads, the SDK \
          tests' settings); {} with default settings but the listener. Each row: fresh connections, a probe phase \
          and {WARMUP} warm-up messages, then the measured messages as fast as the client takes them. {cores} \

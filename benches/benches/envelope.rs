@@ -16,7 +16,7 @@
 //! * `aead_floor`: bare ChaCha20-Poly1305 encrypt + decrypt of the same payload in place (no AAD, cipher built
 //!   once) — the floor;
 //! * `sdk_roundtrip`: `smqtt_client::Sealer::seal` + `Opener::open` on a warmed session (default
-//!   [`SessionPolicy`]: the capsule and credential ride on every 50th message, so that cost is amortised in).
+//!   [`SessionPolicy`]: the capsule and credential ride on every 256th message, so that cost is amortised in).
 //!
 //! `cargo bench -p smqtt-benches --bench envelope`. Prints the envelope overhead in bytes during setup, and after
 //! the run a Markdown summary (medians from criterion's estimates) that it also writes to `target/envelope.md`.
@@ -308,7 +308,7 @@ fn bench_envelope(c: &mut Criterion, f: &Fixture) {
                 opener.open(TOPIC, &sealed, 0, false).expect("open")
             })
         });
-        // The same in session-key authentication mode: only every 50th (capsule-bearing) envelope is signed.
+        // The same in session-key authentication mode: only every 256th (capsule-bearing) envelope is signed.
         let mut sealer = Sealer::new(
             f.publisher.clone(),
             SigningKey::from_bytes(&f.device.to_bytes()),
@@ -388,7 +388,7 @@ fn summary(since: SystemTime, load_before: &str) {
          publish + receive w/o signature = seal w/o sign + parse + open + `replay_check` \
          ({} µs); with signature = seal + open + `replay_check`; `aead` = bare ChaCha20-Poly1305 \
          encrypt + decrypt in place; `sdk` = `Sealer::seal` + `Opener::open` (warmed, capsule + credential on \
-         every 50th message). {} cores; load average {load_before} at start, {} at the end.\n",
+         every 256th message). {} cores; load average {load_before} at start, {} at the end.\n",
         cell(replay),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_average()
@@ -430,7 +430,7 @@ fn summary(since: SystemTime, load_before: &str) {
         md,
         "\nUnsigned envelopes (session-key authentication, docs/wire.md §6.5), measured directly: `seal` = \
          `seal_envelope_unsigned`, `parse + open` of its output, round trip = both + `replay_check`; `sdk` = \
-         `Sealer` with `sign_every_message: false` + `Opener` with `accept_unsigned` (every 50th envelope \
+         `Sealer` with `sign_every_message: false` + `Opener` with `accept_unsigned` (every 256th envelope \
          carries the capsule and is signed).\n"
     );
     let _ = writeln!(md, "| payload | seal | parse + open | round trip | sdk round trip |");

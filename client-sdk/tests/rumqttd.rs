@@ -156,7 +156,9 @@ async fn key_rotation_mid_stream() {
     })
     .await
     .expect("devices");
-    let config = common::World::config_for(broker);
+    let mut config = common::World::config_for(broker);
+    // The capsule repeats within the 60 messages below (the default, 256, would not).
+    config.sessions.capsule_every = 50;
     let p = policy("role:operator");
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
