@@ -94,13 +94,17 @@ impl Identities {
     }
 }
 
-fn gate_toml(dir: &Path, identities: &Identities) -> PathBuf {
+/// The gate's configuration; with `verify` false signed envelopes are bound to their connection but their
+/// signatures left to the subscribers (`verify_signatures = false`).
+fn gate_toml(dir: &Path, identities: &Identities, verify: bool) -> PathBuf {
     std::fs::write(dir.join("authority.pub"), identities.authority.verifying_key().to_bytes()).expect("key");
-    let path = dir.join("gate.toml");
+    let path = dir.join(if verify { "gate.toml" } else { "gate-bind.toml" });
     std::fs::write(
         &path,
-        "[authority]\nverifying_key = \"authority.pub\"\n[topics]\nprotected = [\"plant/#\"]\n\
-         unsigned = [\"plant/bench/unsigned/#\"]\n",
+        format!(
+            "[authority]\nverifying_key = \"authority.pub\"\n[topics]\nprotected = [\"plant/#\"]\n\
+             unsigned = [\"plant/bench/unsigned/#\"]\nverify_signatures = {verify}\n"
+        ),
     )
     .expect("gate");
     path
@@ -377,6 +381,10 @@ fn gate_micro(ids: &Identities, gate_path: &Path, cases: &[(&str, &String, &[u8]
         .collect()
 }
 
+/// The brokers whose gate leaves signatures to the subscribers (run on signed envelopes only).
+const BIND_SMQTT: &str = "smqtt-broker (enforcing, verify_signatures = false)";
+const BIND_MOSQUITTO: &str = "Mosquitto + libsmqtt_mosquitto.so (verify_signatures = false)";
+
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         println!("broker: run with `cargo bench -p smqtt-benches --bench broker`; skipping");
@@ -385,7 +393,8 @@ fn main() {
     let n: u64 = std::env::var("SMQTT_BROKER_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir().expect("dir");
     let ids = Identities::new(*FAN_OUT.iter().max().unwrap_or(&1));
-    let gate = gate_toml(dir.path(), &ids);
+    let gate = gate_toml(dir.path(), &ids, true);
+    let gate_bind = gate_toml(dir.path(), &ids, false);
     let total = PROBES + n + LATENCY_MESSAGES;
     eprintln!("broker bench: sealing {} envelopes per topic …", total);
     let topics: Vec<(usize, bool, String, Vec<Vec<u8>>)> = [true, false]
@@ -399,23 +408,32 @@ fn main() {
         .collect();
 
     let mut skipped = Vec::new();
-    let mut brokers: Vec<(String, SocketAddr, bool)> = vec![
-        ("rumqttd 0.20 plain".into(), start_rumqttd(), false),
-        ("smqtt-broker (enforcing)".into(), start_smqtt_broker(&gate), true),
+    // (name, address, authenticates, signed envelopes only)
+    let mut brokers: Vec<(String, SocketAddr, bool, bool)> = vec![
+        ("rumqttd 0.20 plain".into(), start_rumqttd(), false, false),
+        ("smqtt-broker (enforcing)".into(), start_smqtt_broker(&gate), true, false),
+        (BIND_SMQTT.into(), start_smqtt_broker(&gate_bind), true, true),
     ];
     let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libsmqtt_mosquitto.so");
     let mut keep = Vec::new();
     match start_mosquitto(dir.path(), "plain", None) {
         Ok(m) => {
-            brokers.push(("Mosquitto plain".into(), m.1, false));
+            brokers.push(("Mosquitto plain".into(), m.1, false, false));
             keep.push(m);
             if plugin.exists() {
                 match start_mosquitto(dir.path(), "plugin", Some((&plugin, &gate))) {
                     Ok(m) => {
-                        brokers.push(("Mosquitto + libsmqtt_mosquitto.so".into(), m.1, true));
+                        brokers.push(("Mosquitto + libsmqtt_mosquitto.so".into(), m.1, true, false));
                         keep.push(m);
                     }
                     Err(e) => skipped.push(format!("Mosquitto + plugin: {e}")),
+                }
+                match start_mosquitto(dir.path(), "plugin-bind", Some((&plugin, &gate_bind))) {
+                    Ok(m) => {
+                        brokers.push((BIND_MOSQUITTO.into(), m.1, true, true));
+                        keep.push(m);
+                    }
+                    Err(e) => skipped.push(format!("Mosquitto + plugin (verify_signatures = false): {e}")),
                 }
             } else {
                 skipped.push(format!(
@@ -430,8 +448,8 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mut rows = Vec::new();
     runtime.block_on(async {
-        for (name, addr, auth) in &brokers {
-            for (fan, signed, topic, env) in &topics {
+        for (name, addr, auth, signed_only) in &brokers {
+            for (fan, signed, topic, env) in topics.iter().filter(|t| t.1 || !signed_only) {
                 eprintln!("broker bench: {name}, {fan} subscriber(s), signed {signed} …");
                 let mut row = run_row(name, *addr, *auth, &ids, *fan, env, n, topic).await;
                 row.signed = *signed;
@@ -440,7 +458,7 @@ fn main() {
         }
     });
     let unsigned = topics.iter().find(|t| !t.1).expect("unsigned topic");
-    let micro = gate_micro(
+    let mut micro = gate_micro(
         &ids,
         &gate,
         &[
@@ -449,6 +467,15 @@ fn main() {
             ("gate_check_publish/plaintext_refused", &topics[0].2, b"23.5 C"),
         ],
     );
+    micro.extend(gate_micro(
+        &ids,
+        &gate_bind,
+        &[(
+            "gate_check_publish/envelope_256B_verify_signatures_false",
+            &topics[0].2,
+            &topics[0].3[PROBES as usize + 1],
+        )],
+    ));
 
     let mut out = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

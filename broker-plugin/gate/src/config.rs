@@ -99,7 +99,7 @@ pub(crate) struct AnonymousFile {
     pub(crate) subscribe: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TopicsFile {
     #[serde(default)]
@@ -112,6 +112,22 @@ pub(crate) struct TopicsFile {
     /// connection.
     #[serde(default)]
     pub(crate) unsigned: Vec<String>,
+    /// Verify every signed envelope's signature on protected topics (default). With `false` the gate binds
+    /// envelopes to their publisher's connection only and leaves the signature to the subscribers.
+    #[serde(default = "yes")]
+    pub(crate) verify_signatures: bool,
+}
+
+impl Default for TopicsFile {
+    fn default() -> Self {
+        TopicsFile {
+            protected: Vec::new(),
+            open: Vec::new(),
+            deny_subscribe: Vec::new(),
+            unsigned: Vec::new(),
+            verify_signatures: true,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -49,6 +49,8 @@ pub struct Gate {
     protected: Vec<TopicFilter>,
     /// Protected filters where unsigned envelopes from their own publisher's connection pass.
     unsigned: Vec<TopicFilter>,
+    /// Whether signed envelopes on protected topics must verify here (else subscribers alone check them).
+    verify_signatures: bool,
     open: Vec<TopicFilter>,
     deny_subscribe: Vec<TopicFilter>,
     legacy: Legacy,
@@ -144,6 +146,7 @@ impl Gate {
             anonymous_subscribe: filters(&file.anonymous.subscribe, "[anonymous] subscribe")?,
             protected: filters(&file.topics.protected, "[topics] protected")?,
             unsigned: unsigned_filters(&file.topics.unsigned, &file.topics.protected)?,
+            verify_signatures: file.topics.verify_signatures,
             open: filters(&file.topics.open, "[topics] open")?,
             deny_subscribe: filters(&file.topics.deny_subscribe, "[topics] deny_subscribe")?,
             legacy: Legacy::new(&file.legacy)?,
@@ -466,7 +469,7 @@ impl Gate {
                     // Honest publishers sign retained envelopes (they carry the capsule); an unsigned retained one
                     // would be redelivered to every subscriber outside the replay window's reach.
                     let unsigned_ok = !retain && self.unsigned.iter().any(|f| f.matches(topic));
-                    check_envelope(credential, topic, payload, unsigned_ok)?;
+                    check_envelope(credential, topic, payload, unsigned_ok, self.verify_signatures)?;
                 }
                 Ok(None)
             }
@@ -498,11 +501,17 @@ fn unsigned_filters(unsigned: &[String], protected: &[String]) -> Result<Vec<Top
 /// its key (structure and one Ed25519 verification: no ABE). Where `unsigned_ok`, an unsigned envelope
 /// (wire.md §6.5) passes on structure and publisher alone: the connection is authenticated as its publisher,
 /// and only the subscribers' AEAD check can vouch for the rest.
+///
+/// Without `verify`, a signed envelope passes on structure and publisher too (`[topics] verify_signatures =
+/// false`): the connection is authenticated as the device the envelope names, so a bad signature can only be
+/// that device's own, and every SMQTT subscriber verifies it anyway (`bad_signature`); what the gate gives up
+/// is filtering such envelopes (and counting them) before they are forwarded or retained.
 fn check_envelope(
     credential: &VerifiedCredential,
     topic: &str,
     payload: &[u8],
     unsigned_ok: bool,
+    verify: bool,
 ) -> Result<(), Refusal> {
     let envelope = ParsedEnvelope::parse(payload)
         .map_err(|e| refuse(RefusalReason::NotAnEnvelope, format!("not an SMQTT envelope: {e}")))?;
@@ -519,6 +528,9 @@ fn check_envelope(
         } else {
             Err(refuse(RefusalReason::Unsigned, "unsigned envelopes are not accepted on this topic"))
         };
+    }
+    if !verify {
+        return Ok(());
     }
     envelope
         .verify_signature(topic, &credential.body().device_key)

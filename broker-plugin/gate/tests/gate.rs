@@ -438,3 +438,34 @@ thread_local! {
         std::sync::Arc::new((f, gate, device, anon, envelope))
     };
 }
+
+/// `verify_signatures = false`: signed envelopes on protected topics pass on structure and "publisher = the
+/// connected device" alone (a bad signature can only be the device's own, and subscribers verify it); another
+/// device's envelope and plaintext are still refused, and the default still verifies.
+#[test]
+fn signatures_left_to_subscribers_still_bind_envelopes_to_the_connection() {
+    let f = Fixture::new();
+    let binding = f.gate("[topics]\nprotected = [\"plant/#\"]\nverify_signatures = false\n");
+    let verifying = f.gate("[topics]\nprotected = [\"plant/#\"]\n");
+    let sensor = f.device("sensor-1", &["plant/#"]);
+    let other = f.device("sensor-2", &["plant/#"]);
+    let p = policy("role:operator");
+    let topic = "plant/berlin/line1/temp";
+    let envelope = ok(sensor.sealer(&f, 1).seal(topic, &p, b"23.5 C", false, &mut rand_core::OsRng));
+    let foreign = ok(other.sealer(&f, 1).seal(topic, &p, b"23.5 C", false, &mut rand_core::OsRng));
+    let mut bad_signature = envelope.clone();
+    let last = bad_signature.len() - 1;
+    bad_signature[last] ^= 0x01;
+    for (gate, verifies) in [(&binding, false), (&verifying, true)] {
+        let me = ok(gate.authenticate("sensor-1", Some("sensor-1"), Some(sensor.token("sensor-1").as_bytes())));
+        let check = |payload: &[u8]| gate.check_publish(&me, topic, 1, false, payload);
+        assert_eq!(check(&envelope), PublishDecision::Accept);
+        assert_eq!(refused(check(&foreign)), RefusalReason::ForeignSigner);
+        assert_eq!(refused(check(b"23.5 C")), RefusalReason::NotAnEnvelope);
+        if verifies {
+            assert_eq!(refused(check(&bad_signature)), RefusalReason::BadSignature);
+        } else {
+            assert_eq!(check(&bad_signature), PublishDecision::Accept);
+        }
+    }
+}
