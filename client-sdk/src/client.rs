@@ -152,7 +152,7 @@ pub struct Messages {
 }
 
 impl Messages {
-    /// The next delivery; `None` once the client is gone.
+    /// The next delivery; `None` once the client has disconnected and every clone of it is dropped.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.rx.recv().await
     }

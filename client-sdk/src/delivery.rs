@@ -86,13 +86,13 @@ impl Pipeline {
         self.to_thread.is_closed()
     }
 
+    /// Queues `item` for the thread. The slot is reserved first (cancel-safe), then counted and filled at
+    /// once: a caller that gives up waiting (a timeout around `install`) leaves no count behind.
     async fn send(&self, item: ToOpener) -> bool {
+        let Ok(permit) = self.to_thread.reserve().await else { return false };
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
-        if self.to_thread.send(item).await.is_ok() {
-            return true;
-        }
-        self.shared.pending.fetch_sub(1, Ordering::AcqRel);
-        false
+        permit.send(item);
+        true
     }
 }
 

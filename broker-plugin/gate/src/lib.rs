@@ -13,7 +13,10 @@
 //!   verification, no pairing); on those of them listed as `unsigned`, envelopes without a signature
 //!   (`docs/wire.md` §6.5) also pass when their publisher is the connected device. With
 //!   `verify_signatures = false` the gate checks structure and "publisher = connected device" only and leaves
-//!   signatures to the subscribers (who verify every one): no more security for them, ≈ 45 µs less per publish. On *sealed* topics a legacy client's plaintext is sealed by the broker under the
+//!   signatures to the subscribers (who verify every one), ≈ 45 µs less per publish: the broker then no longer
+//!   filters or counts envelopes with bad signatures (a device's own, or sent with a replayed CONNECT token
+//!   within the clock skew) before forwarding or retaining them. On *sealed* topics a legacy client's plaintext is
+//!   sealed by the broker under the
 //!   topic's policy with the broker's own identity, and [`PublishDecision::Replace`] carries the envelope.
 //!   Sizes are bounded; an empty retained publish (which clears a retained message) is always allowed to
 //!   those with the right to publish.
