@@ -14,7 +14,8 @@
 //! needs `target/release/libsmqtt_mosquitto.so` (`cargo build --release -p smqtt-mosquitto`); it is skipped with a
 //! note otherwise, as are both Mosquitto rows without `/usr/sbin/mosquitto`.
 //!
-//! `cargo bench -p smqtt-benches --bench broker`; `SMQTT_BROKER_MESSAGES` sets N (default 10000). Prints a
+//! `cargo bench -p smqtt-benches --bench broker`; `SMQTT_BROKER_MESSAGES` sets N (default 10000),
+//! `SMQTT_BROKER_REPEATS` runs each row that often (brokers taking turns) and reports the median. Prints a
 //! Markdown table and writes it to `target/broker-bench.md`. Without `--bench` it prints a note and exits.
 
 use std::collections::HashMap;
@@ -447,16 +448,30 @@ fn main() {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mut rows = Vec::new();
+    // `SMQTT_BROKER_REPEATS` (1..=9, default 1): each row that often, the brokers taking turns (so that a
+    // machine slowing down mid-run hits all of them alike), and the run with the median rate reported.
+    let repeats: usize =
+        std::env::var("SMQTT_BROKER_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 9);
     runtime.block_on(async {
-        for (name, addr, auth, signed_only) in &brokers {
-            for (fan, signed, topic, env) in topics.iter().filter(|t| t.1 || !signed_only) {
-                eprintln!("broker bench: {name}, {fan} subscriber(s), signed {signed} …");
-                let mut row = run_row(name, *addr, *auth, &ids, *fan, env, n, topic).await;
+        for (fan, signed, topic, env) in &topics {
+            let contenders: Vec<_> = brokers.iter().filter(|b| *signed || !b.3).collect();
+            let mut runs: Vec<Vec<Row>> = contenders.iter().map(|_| Vec::new()).collect();
+            for round in 0..repeats {
+                for ((name, addr, auth, _), runs) in contenders.iter().zip(runs.iter_mut()) {
+                    eprintln!("broker bench: {name}, {fan} subscriber(s), signed {signed}, run {} …", round + 1);
+                    runs.push(run_row(name, *addr, *auth, &ids, *fan, env, n, topic).await);
+                }
+            }
+            for mut runs in runs {
+                runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+                let mut row = runs.swap_remove(runs.len() / 2);
                 row.signed = *signed;
                 rows.push(row);
             }
         }
     });
+    let position = |name: &str| brokers.iter().position(|b| b.0 == name).unwrap_or(usize::MAX);
+    rows.sort_by_key(|r| (position(&r.broker), !r.signed, r.subscribers));
     let unsigned = topics.iter().find(|t| !t.1).expect("unsigned topic");
     let mut micro = gate_micro(
         &ids,
@@ -479,7 +494,7 @@ fn main() {
 
     let mut out = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let _ = writeln!(out, "Broker bench: {n} envelopes (256 B plaintext, ≈388 B on the wire; every 256th carries capsule + credential) per row at QoS 1, {cores} cores, publisher and subscribers on loopback in this process.\n");
+    let _ = writeln!(out, "Broker bench: {n} envelopes (256 B plaintext, ≈388 B on the wire; every 256th carries capsule + credential) per row at QoS 1, {cores} cores, publisher and subscribers on loopback in this process; median of {repeats} run(s) per row, brokers taking turns.\n");
     let _ = writeln!(
         out,
         "| broker | envelopes | subscribers | msgs/s | deliveries/s | lost | p50 ms | p99 ms | vs plain |"
