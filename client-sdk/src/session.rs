@@ -304,14 +304,13 @@ impl Opener {
             publisher: publisher.to_owned(),
             reason,
         };
+        let cached = self.credentials.get(publisher);
         let verified = match envelope.credential() {
             // The credential this publisher's envelopes carried before, verified then: epoch and expiry are
             // checked below on every message, the authority key never changes.
-            Some(bytes) if self.credentials.get(publisher).is_some_and(|c| c.encoded == bytes) => self
-                .credentials
-                .get(publisher)
-                .map(Arc::clone)
-                .ok_or_else(|| untrusted("credential vanished".into()))?,
+            Some(bytes) if cached.is_some_and(|c| c.encoded == bytes) => {
+                cached.map(Arc::clone).ok_or_else(|| untrusted("credential vanished".into()))?
+            }
             Some(bytes) => {
                 let verified = UnverifiedCredential::from_bytes(bytes)
                     .and_then(|c| c.verify(&self.authority, unix_now()))
@@ -321,7 +320,7 @@ impl Opener {
                 }
                 KnownPublisher::new(verified, bytes)
             }
-            None => match self.credentials.get(publisher) {
+            None => match cached {
                 Some(cached) => Arc::clone(cached),
                 // A late joiner: the credential rides with the session's next capsule.
                 None if !self.keys.contains_key(&envelope.key_id()) => {
