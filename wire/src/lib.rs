@@ -12,6 +12,9 @@
 //!   Enrollment proofs sign [`enrollment_signing_bytes`].
 //! * **CONNECT tokens.** [`ConnectToken`]: the MQTT password a device presents to a broker (its credential and
 //!   a fresh signature over client id, username and time), checked offline with the authority's key.
+//! * **Authority statements.** [`EpochBody`] / [`EpochStatement`]: the signed epoch (and FAME parameter set)
+//!   devices and brokers follow; [`KeyDelivery`] binds a sealed key and credential to the request they answer;
+//!   [`enrollment_token`] pins the authority key in the enrollment token.
 //! * **Envelopes.** The MQTT PUBLISH payload: [`seal_envelope`] encrypts a message under a [`SessionKey`] (from
 //!   an ABE [`DataKey`](smqtt_abe::DataKey)) with the topic bound as associated data, and signs it with the
 //!   publisher's device key. [`ParsedEnvelope::parse`] checks structure only, so a broker plugin can
@@ -77,7 +80,7 @@
 //!   read before the authority's signature and the validity window are checked; the attribute parser only ever
 //!   sees signed text.
 //! * **Domain separation.** Every signature covers `u64be(len(domain)) ‖ domain ‖ message` with a domain per
-//!   purpose ([`CREDENTIAL_DOMAIN`], [`KEY_REQUEST_DOMAIN`], [`ENROLL_DOMAIN`], [`ENVELOPE_DOMAIN`], [`CONNECT_DOMAIN`]), so no
+//!   purpose ([`CREDENTIAL_DOMAIN`], [`KEY_REQUEST_DOMAIN`], [`ENROLL_DOMAIN`], [`ENVELOPE_DOMAIN`], [`CONNECT_DOMAIN`], [`EPOCH_DOMAIN`], [`KEY_DELIVERY_DOMAIN`]), so no
 //!   signature transfers between purposes.
 //! * **Strict Ed25519.** `verify_strict` (canonical `S` and `R`, no small-order `R` or key); [`VerifyingKey`]s
 //!   are canonical and not of small order.
@@ -107,6 +110,7 @@ pub mod limits;
 mod replay;
 mod request;
 mod sign;
+mod statement;
 mod topic;
 
 pub use connect::{ConnectToken, CONNECT_DOMAIN, CONNECT_TOKEN_PREFIX};
@@ -123,4 +127,8 @@ pub use limits::MAX_PAYLOAD;
 pub use replay::{ReplayWindow, REPLAY_WINDOW};
 pub use request::{enrollment_signing_bytes, KeyRequest, ENROLL_DOMAIN, KEY_REQUEST_DOMAIN};
 pub use sign::{SigningKey, VerifyingKey};
+pub use statement::{
+    enrollment_token, enrollment_token_authority, EpochBody, EpochStatement, KeyDelivery, VerifiedEpoch,
+    ENROLL_TOKEN_PREFIX, EPOCH_DOMAIN, EPOCH_STATEMENT_PREFIX, KEY_DELIVERY_DOMAIN,
+};
 pub use topic::{validate_topic, TopicFilter};
