@@ -1,5 +1,8 @@
 //! The MQTT side: a rumqttc client whose event loop the SDK polls itself, with reconnect back-off and
-//! re-subscription, and a stream of accepted messages and per-message errors (fed by [`crate::delivery`]).
+//! re-subscription, and a stream of accepted messages and per-message errors (fed by [`crate::delivery`]);
+//! TCP or TLS (see [`tls`]).
+
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,20 +10,22 @@ use std::time::Duration;
 use rumqttc::v5 as mqtt5;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use smqtt_abe::Policy;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::delivery::Pipeline;
 use crate::error::{Error, MessageError};
 use crate::session::{Message, Opener, Sealer, SessionPolicy};
 use crate::store::{DeviceStore, Identity};
+use tls::Link;
+pub use tls::TlsConfig;
 
 /// Largest MQTT packet sent or accepted (an envelope with capsule and credential for a large policy fits).
 pub const MAX_PACKET_BYTES: usize = 1024 * 1024;
 /// Largest plaintext payload published.
 pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-/// How to reach the broker.
-#[derive(Clone, Debug)]
+/// How to reach the broker. Its `Debug` leaves the password out.
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Broker host.
     pub host: String,
@@ -41,6 +46,25 @@ pub struct ClientConfig {
     /// Topic filters on which to accept unsigned envelopes from publishers that introduced their session signed
     /// (`docs/wire.md` §6.5; default none). See [`Opener::accept_unsigned`].
     pub accept_unsigned: Vec<String>,
+    /// TLS to the broker (default none: plain TCP). The server's certificate is verified, always.
+    pub tls: Option<TlsConfig>,
+}
+
+impl core::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("keep_alive", &self.keep_alive)
+            .field("clean_session", &self.clean_session)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("sessions", &self.sessions)
+            .field("protocol", &self.protocol)
+            .field("accept_unsigned", &self.accept_unsigned)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// The MQTT protocol version spoken to the broker.
@@ -66,6 +90,7 @@ impl ClientConfig {
             sessions: SessionPolicy::default(),
             protocol: MqttVersion::V311,
             accept_unsigned: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -177,6 +202,7 @@ pub struct SmqttClient {
     credential: Arc<Mutex<smqtt_wire::VerifiedCredential>>,
     auth: Arc<Mutex<ConnectAuth>>,
     pipeline: Pipeline,
+    link: watch::Receiver<Link>,
 }
 
 impl core::fmt::Debug for SmqttClient {
@@ -213,13 +239,22 @@ fn unix_now() -> u64 {
 impl SmqttClient {
     /// Connects to the broker as `identity` and starts polling. Must be called inside a tokio runtime.
     ///
+    /// The connection is made in the background (and remade after it drops): publishes and subscriptions made
+    /// before it is up are queued. [`wait_connected`](Self::wait_connected) waits for it.
+    ///
     /// # Errors
-    /// [`Error::Topic`] for an unusable client id.
+    /// [`Error::Topic`] for an unusable client id; [`Error::Tls`] for [`ClientConfig::tls`] with system roots
+    /// when the system has none.
     pub fn connect(identity: Identity, config: &ClientConfig) -> Result<(SmqttClient, Messages), Error> {
         let client_id = config.client_id.clone().unwrap_or_else(|| identity.device_id.as_str().to_owned());
         if client_id.is_empty() || client_id.len() > 64 {
             return Err(Error::Topic("client id must be 1..=64 bytes".into()));
         }
+        let transport = match &config.tls {
+            Some(tls) => rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(tls.rustls()?)),
+            None => rumqttc::Transport::tcp(),
+        };
+        let (link_tx, link) = watch::channel(Link::Connecting);
         let auth = Arc::new(Mutex::new(ConnectAuth {
             signing_key: smqtt_wire::SigningKey::from_bytes(&identity.signing_key.to_bytes()),
             credential: identity.credential.clone(),
@@ -252,9 +287,11 @@ impl SmqttClient {
                 options.set_clean_session(config.clean_session);
                 options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
                 options.set_credentials(identity.device_id.as_str(), password);
+                options.set_transport(transport);
                 let (client, eventloop) = AsyncClient::new(options, 64);
                 let mqtt = Mqtt::V311(client);
-                tokio::spawn(poll_loop(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone()));
+                let task = poll_loop(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone(), link_tx);
+                tokio::spawn(task);
                 mqtt
             }
             MqttVersion::V5 => {
@@ -267,9 +304,12 @@ impl SmqttClient {
                 }
                 options.set_max_packet_size(Some(MAX_PACKET_BYTES as u32));
                 options.set_credentials(identity.device_id.as_str(), password);
+                options.set_transport(transport);
                 let (client, eventloop) = mqtt5::AsyncClient::new(options, 64);
                 let mqtt = Mqtt::V5(client);
-                tokio::spawn(poll_loop5(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone()));
+                let task =
+                    poll_loop5(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone(), link_tx);
+                tokio::spawn(task);
                 mqtt
             }
         };
@@ -280,8 +320,39 @@ impl SmqttClient {
             credential: Arc::new(Mutex::new(identity.verified)),
             auth,
             pipeline,
+            link,
         };
         Ok((client, Messages { rx }))
+    }
+
+    /// Waits until the broker has accepted the connection (a CONNACK).
+    ///
+    /// # Errors
+    /// At once: [`Error::Tls`] when the TLS handshake failed (an untrusted or misnamed server certificate, a
+    /// client certificate the broker refused), [`Error::Connect`] when the broker refused the CONNECT. After
+    /// `timeout`: [`Error::Connect`] with the last failure (e.g. the broker is unreachable). [`Error::Closed`]
+    /// after a disconnect. The client keeps trying to connect in the background in every case.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), Error> {
+        let mut link = self.link.clone();
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                match &*link.borrow_and_update() {
+                    Link::Up => return Ok(()),
+                    Link::Down { error, fatal: true } => return Err(error.clone()),
+                    Link::Connecting | Link::Down { .. } => {}
+                }
+                if link.changed().await.is_err() {
+                    return Err(Error::Closed);
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            Err(match &*link.borrow() {
+                Link::Down { error, .. } => error.clone(),
+                _ => Error::Connect(format!("no answer from the broker within {timeout:?}")),
+            })
+        })
     }
 
     /// Seals `payload` under `policy` (and the current epoch), signs it for `topic`, and publishes it.
@@ -415,6 +486,7 @@ async fn poll_loop(
     filters: Arc<Mutex<Vec<(String, u8)>>>,
     pipeline: Pipeline,
     auth: Arc<Mutex<ConnectAuth>>,
+    link: watch::Sender<Link>,
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut reconnected = false;
@@ -427,6 +499,7 @@ async fn poll_loop(
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
+                link.send_replace(Link::Up);
                 // The first CONNACK: subscriptions made so far are still queued as requests, not lost.
                 if reconnected && !ack.session_present {
                     mqtt.resubscribe(&filters);
@@ -438,6 +511,11 @@ async fn poll_loop(
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(error) => {
                 tracing::debug!(%error, "MQTT connection lost; reconnecting");
+                let refused = match &error {
+                    rumqttc::ConnectionError::ConnectionRefused(code) => Some(format!("{code:?}")),
+                    _ => None,
+                };
+                link.send_replace(Link::down(&error, refused, eventloop.mqtt_options.broker_address()));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 // A fresh token for the next CONNECT (a broker checking them refuses stale ones).
@@ -457,6 +535,7 @@ async fn poll_loop5(
     filters: Arc<Mutex<Vec<(String, u8)>>>,
     pipeline: Pipeline,
     auth: Arc<Mutex<ConnectAuth>>,
+    link: watch::Sender<Link>,
 ) {
     use mqtt5::mqttbytes::v5::Packet as Packet5;
     let mut backoff = Duration::from_millis(100);
@@ -473,6 +552,7 @@ async fn poll_loop5(
             }
             Ok(mqtt5::Event::Incoming(Packet5::ConnAck(ack))) => {
                 backoff = Duration::from_millis(100);
+                link.send_replace(Link::Up);
                 // The first CONNACK: subscriptions made so far are still queued as requests, not lost.
                 if reconnected && !ack.session_present {
                     mqtt.resubscribe(&filters);
@@ -484,6 +564,11 @@ async fn poll_loop5(
             Err(mqtt5::ConnectionError::RequestsDone) => return,
             Err(error) => {
                 tracing::debug!(%error, "MQTT connection lost; reconnecting");
+                let refused = match &error {
+                    mqtt5::ConnectionError::ConnectionRefused(code) => Some(format!("{code:?}")),
+                    _ => None,
+                };
+                link.send_replace(Link::down(&error, refused, eventloop.options.broker_address()));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 if let Ok(auth) = auth.lock() {

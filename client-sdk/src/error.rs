@@ -35,6 +35,15 @@ pub enum Error {
     /// The MQTT client stopped (disconnected for good, or the SDK was dropped).
     #[error("MQTT client closed")]
     Closed,
+    /// TLS to the broker: an unreadable or invalid PEM file, no trusted CA, or a handshake that failed (an
+    /// untrusted or misnamed server certificate, a client certificate the broker refused).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The broker could not be reached, or refused the connection (see [`SmqttClient::wait_connected`]).
+    ///
+    /// [`SmqttClient::wait_connected`]: crate::SmqttClient::wait_connected
+    #[error("{0}")]
+    Connect(String),
     /// A cryptographic step failed (RNG, sealing).
     #[error("{0}")]
     Crypto(String),

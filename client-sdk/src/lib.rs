@@ -30,7 +30,9 @@ mod error;
 mod session;
 mod store;
 
-pub use client::{ClientConfig, Delivery, Messages, MqttVersion, SmqttClient, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES};
+pub use client::{
+    ClientConfig, Delivery, Messages, MqttVersion, SmqttClient, TlsConfig, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
+};
 pub use error::{Error, MessageError};
 pub use session::{policy_for_epoch, Message, Opener, Sealer, SessionPolicy};
 pub use store::{DeviceStore, Identity};

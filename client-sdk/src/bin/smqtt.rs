@@ -1,7 +1,8 @@
 //! `smqtt`: enroll a device, publish and subscribe like mosquitto_pub / mosquitto_sub, end-to-end encrypted.
 //!
 //! Exit codes: 0 success; 1 refused (the authority refused or could not be reached, or a publish the credential
-//! does not allow); 2 bad input, configuration or an unreachable broker. Errors are one line on stderr.
+//! does not allow); 2 bad input, configuration, an unreachable broker or a failed TLS handshake (an untrusted
+//! broker certificate). Errors are one line on stderr.
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::PathBuf;
@@ -9,7 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use smqtt_client::{ClientConfig, DeviceStore, Error, SmqttClient};
+use smqtt_client::{ClientConfig, DeviceStore, Error, SmqttClient, TlsConfig};
+
+/// How long `pub` and `sub` wait for the broker to accept the connection before giving up (exit 2).
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// SMQTT: end-to-end confidential MQTT with attribute-based encryption.
 #[derive(Debug, Parser)]
@@ -24,9 +28,28 @@ struct Broker {
     /// Broker host.
     #[arg(short = 'H', long = "host", default_value = "127.0.0.1")]
     host: String,
-    /// Broker port.
-    #[arg(short, long, default_value_t = 1883)]
-    port: u16,
+    /// Broker port [default: 1883, or 8883 with TLS].
+    #[arg(short, long)]
+    port: Option<u16>,
+    /// The broker as a URL instead of -H/-p: `mqtt://HOST[:PORT]` (TCP, port 1883 by default) or
+    /// `mqtts://HOST[:PORT]` (TLS, port 8883 by default; the system's trusted CAs unless --cafile).
+    #[arg(short = 'L', long = "url", value_name = "URL", conflicts_with_all = ["host", "port"])]
+    url: Option<String>,
+    /// TLS: trust the CA certificates of this PEM file for the broker's certificate (TLS also with -H/-p).
+    #[arg(long, value_name = "FILE")]
+    cafile: Option<PathBuf>,
+    /// TLS with -H/-p, trusting the system's CAs (SSL_CERT_FILE / SSL_CERT_DIR if set), as mqtts:// does.
+    #[arg(long, conflicts_with = "cafile")]
+    tls_use_os_certs: bool,
+    /// TLS: present this client certificate (PEM chain) to a broker that requires one; with --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// TLS: the private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// TLS: verify the broker's certificate for this name instead of the host connected to.
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
     /// The device store (from `smqtt enroll`).
     #[arg(long, env = "SMQTT_STORE")]
     store: PathBuf,
@@ -41,14 +64,76 @@ struct Broker {
 }
 
 impl Broker {
-    fn config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new(&self.host, self.port);
+    fn config(&self) -> Result<ClientConfig, Failure> {
+        let tls_options = self.cafile.is_some() || self.tls_use_os_certs;
+        let (host, port, tls) = match &self.url {
+            Some(url) => {
+                let (host, port, tls) = parse_url(url)?;
+                if !tls && tls_options {
+                    return Err(Failure(
+                        format!("--cafile / --tls-use-os-certs need TLS: mqtts:// rather than {url}"),
+                        2,
+                    ));
+                }
+                (host, port, tls)
+            }
+            None => (self.host.clone(), self.port, tls_options),
+        };
+        if !tls && (self.cert.is_some() || self.tls_server_name.is_some()) {
+            let how = "mqtts://, --cafile or --tls-use-os-certs";
+            return Err(Failure(format!("--cert / --tls-server-name need TLS ({how})"), 2));
+        }
+        let mut config = ClientConfig::new(&host, port.unwrap_or(if tls { 8883 } else { 1883 }));
+        if tls {
+            let mut settings = match &self.cafile {
+                Some(path) => TlsConfig::ca_file(path)?,
+                None => TlsConfig::system_roots(),
+            };
+            if let Some(name) = &self.tls_server_name {
+                settings = settings.with_server_name(name)?;
+            }
+            if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+                settings = settings.with_client_cert_files(cert, key)?;
+            }
+            config.tls = Some(settings);
+        }
         if self.protocol == "mqttv5" {
             config.protocol = smqtt_client::MqttVersion::V5;
         }
         config.sessions.sign_every_message = !self.unsigned;
-        config
+        Ok(config)
     }
+}
+
+/// `mqtt://HOST[:PORT][/]` or `mqtts://…` (`[v6]` in brackets): host, port if given, TLS.
+fn parse_url(url: &str) -> Result<(String, Option<u16>, bool), Failure> {
+    let bad =
+        |why: &str| Failure(format!("--url {url}: {why} (expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT])"), 2);
+    let (tls, rest) = match (url.strip_prefix("mqtts://"), url.strip_prefix("mqtt://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return Err(bad("not an mqtt:// or mqtts:// URL")),
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains('/') || authority.contains('@') || authority.contains('?') {
+        return Err(bad("only a host and port (give the topic with -t; the device store authenticates)"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, "")) => (host, None),
+            Some((host, after)) => (host, Some(after.strip_prefix(':').ok_or_else(|| bad("bad port"))?)),
+            None => return Err(bad("unclosed [")),
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let port = port.map(|p| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(|| bad("bad port"))).transpose()?;
+    Ok((host.to_owned(), port, tls))
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,8 +263,10 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Pub { broker, topic, policy, message, file, lines, qos, retain } => {
             let policy = smqtt_abe::Policy::parse(&policy).map_err(|e| Failure(format!("policy: {e}"), 2))?;
+            let config = broker.config()?;
             let identity = DeviceStore::at(&broker.store).load()?;
-            let (client, _messages) = SmqttClient::connect(identity, &broker.config())?;
+            let (client, _messages) = SmqttClient::connect(identity, &config)?;
+            client.wait_connected(CONNECT_WAIT).await?;
             let mut payloads = Vec::new();
             if let Some(m) = message {
                 payloads.push(m.into_bytes());
@@ -204,12 +291,13 @@ async fn run(command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Sub { broker, topic, qos, verbose, count, json } => {
+            let mut config = broker.config()?;
             let identity = DeviceStore::at(&broker.store).load()?;
-            let mut config = broker.config();
             if broker.unsigned {
                 config.accept_unsigned = topic.clone();
             }
             let (client, mut messages) = SmqttClient::connect(identity, &config)?;
+            client.wait_connected(CONNECT_WAIT).await?;
             for filter in &topic {
                 client.subscribe(filter, qos).await?;
             }

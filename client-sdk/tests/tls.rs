@@ -1,0 +1,396 @@
+//! TLS from the SDK and the `smqtt` CLI to the broker, over real TLS with CAs made by the test: smqtt-broker and
+//! Mosquitto with TLS listeners, an impostor broker with another CA's certificate, wrong server names, mutual TLS.
+
+mod common;
+mod tls_support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rumqttc::QoS;
+use smqtt_abe::Policy;
+use smqtt_client::{ClientConfig, DeviceStore, Error, Identity, MqttVersion, SmqttClient, TlsConfig};
+use tls_support::Ca;
+
+const WAIT: Duration = Duration::from_secs(10);
+/// A refused handshake is reported well before the 10 s anyone waits.
+const QUICK: Duration = Duration::from_secs(5);
+const BIN: &str = env!("CARGO_BIN_EXE_smqtt");
+
+/// An authority and devices enrolled into their stores: (id, attributes, publish rights).
+async fn world(specs: Vec<(&'static str, &'static str, Vec<&'static str>)>) -> (common::World, Vec<DeviceStore>) {
+    tokio::task::spawn_blocking(move || {
+        let world = common::World::new("127.0.0.1:1".parse().expect("addr"));
+        let stores = specs.iter().map(|(id, attributes, publish)| world.device(id, attributes, publish).0).collect();
+        (world, stores)
+    })
+    .await
+    .expect("world")
+}
+
+fn identity(store: &DeviceStore) -> Identity {
+    store.load().expect("load")
+}
+
+fn over_tls(host: &str, port: u16, tls: TlsConfig, client_id: &str) -> ClientConfig {
+    let mut config = ClientConfig::new(host, port);
+    config.tls = Some(tls);
+    config.client_id = Some(client_id.to_owned());
+    config
+}
+
+fn trusting(ca: &Ca) -> TlsConfig {
+    TlsConfig::ca_pem(ca.pem().as_bytes()).expect("CA")
+}
+
+fn operators() -> Policy {
+    Policy::parse("role:operator").expect("policy")
+}
+
+/// Connects `publisher` and `subscriber` and has a message go from one to the other.
+async fn round_trip(publisher: (Identity, &ClientConfig), subscriber: (Identity, &ClientConfig), text: &str) {
+    let (sub, mut delivered) = SmqttClient::connect(subscriber.0, subscriber.1).expect("connect");
+    let (publ, _) = SmqttClient::connect(publisher.0, publisher.1).expect("connect");
+    sub.wait_connected(WAIT).await.expect("subscriber connects over TLS");
+    publ.wait_connected(WAIT).await.expect("publisher connects over TLS");
+    sub.subscribe("plant/#", 1).await.expect("subscribe");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    publ.publish("plant/berlin/line1/temp", &operators(), 1, false, text.as_bytes()).await.expect("publish");
+    let message = delivered.next_timeout(WAIT).await.expect("delivery").expect("opens");
+    assert_eq!(message.payload, text.as_bytes());
+    publ.disconnect().await;
+    sub.disconnect().await;
+}
+
+/// `client` must fail its TLS handshake quickly, with a reason containing `expected`.
+async fn refused(client: &SmqttClient, expected: &str) {
+    let started = Instant::now();
+    match client.wait_connected(WAIT).await {
+        Err(Error::Tls(reason)) => assert!(reason.contains(expected), "{reason}"),
+        other => panic!("connected although it must not: {other:?}"),
+    }
+    assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
+}
+
+/// A raw subscriber on `#` (the attacker's or a spy's, on a plain listener); subscribed when this returns.
+async fn spy(
+    addr: std::net::SocketAddr,
+    id: &str,
+) -> (rumqttc::AsyncClient, tokio::sync::mpsc::Receiver<rumqttc::Publish>) {
+    let (client, rx) = common::raw_client(addr, id).await;
+    client.subscribe("#", QoS::AtLeastOnce).await.expect("spy subscribes");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    (client, rx)
+}
+
+/// Everything `rx` receives within `window`.
+async fn collect(rx: &mut tokio::sync::mpsc::Receiver<rumqttc::Publish>, window: Duration) -> Vec<rumqttc::Publish> {
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(publish)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        seen.push(publish);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_through_smqtt_broker_over_tls_v311_and_v5() {
+    let (world, stores) =
+        world(vec![("tb-sensor", "role:sensor", vec!["plant/#"]), ("tb-op", "role:operator", vec![])]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("ca", dir.path());
+    let server = ca.server("broker", &["localhost", "127.0.0.1"]);
+    let broker = tls_support::smqtt_broker(&world.dir.path().join("authority/authority.pub"), dir.path(), &server);
+    for (port, protocol) in
+        [(broker.v4.expect("v4").port(), MqttVersion::V311), (broker.v5.expect("v5").port(), MqttVersion::V5)]
+    {
+        let mut publisher = over_tls("127.0.0.1", port, trusting(&ca), "tb-sensor");
+        let mut subscriber = over_tls("localhost", port, trusting(&ca), "tb-op");
+        publisher.protocol = protocol;
+        subscriber.protocol = protocol;
+        let text = format!("over TLS with {protocol:?}");
+        round_trip((identity(&stores[0]), &publisher), (identity(&stores[1]), &subscriber), &text).await;
+    }
+    // The gate still checks the CONNECT: over TLS, a wrong password is refused at once, as a refusal.
+    let mut config = over_tls("127.0.0.1", broker.v4.expect("v4").port(), trusting(&ca), "tb-op");
+    config.password = Some("not a token".into());
+    let (client, _) = SmqttClient::connect(identity(&stores[1]), &config).expect("connect");
+    match client.wait_connected(WAIT).await {
+        Err(Error::Connect(reason)) => assert!(reason.contains("refused"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    common::finish(world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_through_mosquitto_over_tls_by_name_and_by_override() {
+    let (world, stores) =
+        world(vec![("tm-sensor", "role:sensor", vec!["plant/#"]), ("tm-op", "role:operator", vec![])]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("ca", dir.path());
+    let broker = tls_support::mosquitto(&ca, &ca.server("mosquitto", &["localhost"]), false);
+    let (_spy, mut spied) = spy(broker.plain, "tm-spy").await;
+    let port = broker.tls.port();
+    // By name; and by address with the certificate's name given (it names no address).
+    let publisher = over_tls("localhost", port, trusting(&ca), "tm-sensor");
+    let subscriber = over_tls("127.0.0.1", port, trusting(&ca).with_server_name("localhost").expect("name"), "tm-op");
+    round_trip((identity(&stores[0]), &publisher), (identity(&stores[1]), &subscriber), "secret 23.5 C").await;
+    let seen = collect(&mut spied, Duration::from_millis(500)).await;
+    assert_eq!(seen.len(), 1, "{}", broker.log());
+    assert!(!seen[0].payload.windows(6).any(|w| w == b"secret"), "plaintext at the broker");
+    common::finish(world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impostor_broker_is_refused_and_gets_nothing() {
+    let (world, stores) =
+        world(vec![("ti-sensor", "role:sensor", vec!["plant/#"]), ("ti-op", "role:operator", vec![])]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("ca", dir.path());
+    let rogue = Ca::new("rogue", dir.path());
+    // The impostor on loopback has a certificate for the right names, from another CA.
+    let (tls, plain) = tls_support::impostor(&rogue.server("impostor", &["localhost", "127.0.0.1"]));
+    let (attacker, mut spied) = spy(plain, "ti-attacker").await;
+    let config = over_tls("127.0.0.1", tls.port(), trusting(&ca), "ti-sensor");
+    let (publisher, _) = SmqttClient::connect(identity(&stores[0]), &config).expect("connect");
+    let config = over_tls("localhost", tls.port(), trusting(&ca), "ti-op");
+    let (subscriber, mut delivered) = SmqttClient::connect(identity(&stores[1]), &config).expect("connect");
+    subscriber.subscribe("plant/#", 1).await.expect("queued");
+    refused(&publisher, "invalid peer certificate").await;
+    refused(&subscriber, "invalid peer certificate").await;
+    publisher.publish("plant/berlin/line1/temp", &operators(), 1, false, b"secret").await.expect("queued");
+    // What the attacker injects reaches its own spy (the impostor works), never the SDK subscriber.
+    attacker.publish("plant/berlin/line1/temp", QoS::AtLeastOnce, true, b"injected".to_vec()).await.expect("inject");
+    let seen = collect(&mut spied, Duration::from_millis(1500)).await;
+    let seen: Vec<String> =
+        seen.iter().map(|p| String::from_utf8_lossy(&p.payload).chars().take(16).collect()).collect();
+    assert_eq!(seen, ["injected"], "the impostor got more than the attacker's own message");
+    assert!(delivered.try_next().is_none(), "the SDK subscriber took a message from the impostor");
+    // The right CA given as a file: refused the same way.
+    let from_file = over_tls("127.0.0.1", tls.port(), TlsConfig::ca_file(&ca.file).expect("ca"), "ti-file");
+    let (client, _) = SmqttClient::connect(identity(&stores[0]), &from_file).expect("connect");
+    refused(&client, "invalid peer certificate").await;
+    common::finish(world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_server_names_are_refused() {
+    let (world, stores) = world(vec![("tn-sensor", "role:sensor", vec!["plant/#"])]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("ca", dir.path());
+    let broker = tls_support::mosquitto(&ca, &ca.server("mosquitto", &["localhost"]), false);
+    let (_spy, mut spied) = spy(broker.plain, "tn-spy").await;
+    let port = broker.tls.port();
+    let mut clients = Vec::new();
+    for (i, (host, name)) in
+        [("127.0.0.1", None), ("localhost", Some("broker.example")), ("127.0.0.1", Some("127.0.0.1"))]
+            .into_iter()
+            .enumerate()
+    {
+        let mut tls = trusting(&ca);
+        if let Some(name) = name {
+            tls = tls.with_server_name(name).expect("name");
+        }
+        let (client, _) = SmqttClient::connect(identity(&stores[0]), &over_tls(host, port, tls, &format!("tn-{i}")))
+            .expect("connect");
+        refused(&client, "not valid for name").await;
+        client.publish("plant/berlin/line1/temp", &operators(), 1, false, b"misdirected").await.expect("queued");
+        clients.push(client);
+    }
+    // The right name through the same broker: the spy sees exactly that one message.
+    let tls = trusting(&ca).with_server_name("localhost").expect("name");
+    let (client, _) =
+        SmqttClient::connect(identity(&stores[0]), &over_tls("127.0.0.1", port, tls, "tn-ok")).expect("connect");
+    client.wait_connected(WAIT).await.expect("the right name connects");
+    client.publish("plant/berlin/line1/temp", &operators(), 1, false, b"rightly sent").await.expect("publish");
+    assert_eq!(collect(&mut spied, Duration::from_millis(1500)).await.len(), 1, "{}", broker.log());
+    common::finish(world).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_with_mosquitto_requiring_client_certificates() {
+    let (world, stores) =
+        world(vec![("tc-sensor", "role:sensor", vec!["plant/#"]), ("tc-op", "role:operator", vec![])]).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("ca", dir.path());
+    let rogue = Ca::new("rogue", dir.path());
+    let broker = tls_support::mosquitto(&ca, &ca.server("mosquitto", &["localhost"]), true);
+    let (_spy, mut spied) = spy(broker.plain, "tc-spy").await;
+    let port = broker.tls.port();
+    // Without a client certificate, and with one from another CA: refused, nothing published.
+    let foreign = rogue.client("foreign", "tc-sensor");
+    for (i, (tls, alert)) in [
+        (trusting(&ca), "CertificateRequired"),
+        (
+            trusting(&ca).with_client_cert_pem(foreign.cert_pem.as_bytes(), foreign.key_pem.as_bytes()).expect("cert"),
+            "UnknownCA",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (client, _) =
+            SmqttClient::connect(identity(&stores[0]), &over_tls("localhost", port, tls, &format!("tc-{i}")))
+                .expect("connect");
+        refused(&client, alert).await;
+        client.publish("plant/berlin/line1/temp", &operators(), 1, false, b"no cert").await.expect("queued");
+    }
+    assert!(collect(&mut spied, Duration::from_millis(1000)).await.is_empty(), "{}", broker.log());
+    // With certificates from the CA (files and PEM): accepted both ways.
+    let sensor = ca.client("sensor", "tc-sensor");
+    let op = ca.client("op", "tc-op");
+    let publisher = over_tls(
+        "localhost",
+        port,
+        trusting(&ca).with_client_cert_files(&sensor.cert, &sensor.key).expect("cert"),
+        "tc-sensor",
+    );
+    let subscriber = over_tls(
+        "localhost",
+        port,
+        trusting(&ca).with_client_cert_pem(op.cert_pem.as_bytes(), op.key_pem.as_bytes()).expect("cert"),
+        "tc-op",
+    );
+    round_trip((identity(&stores[0]), &publisher), (identity(&stores[1]), &subscriber), "mutual").await;
+    common::finish(world).await;
+}
+
+#[test]
+fn bad_pem_is_refused_and_debug_output_holds_no_secrets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("ca", dir.path());
+    let client = ca.client("client", "device");
+    let other = ca.client("other", "device");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").expect("write");
+    let tls_error = |result: Result<TlsConfig, Error>| match result {
+        Err(Error::Tls(reason)) => reason,
+        other => panic!("{other:?}"),
+    };
+    assert!(tls_error(TlsConfig::ca_file(&garbage)).contains("no PEM certificate"));
+    assert!(tls_error(TlsConfig::ca_file(Path::new("/nonexistent/ca.pem"))).contains("/nonexistent/ca.pem"));
+    assert!(tls_error(TlsConfig::ca_pem(b"")).contains("no PEM certificate"));
+    // A key that is not the certificate's, a certificate file as key, a bad name.
+    let tls = trusting(&ca);
+    tls_error(tls.clone().with_client_cert_pem(client.cert_pem.as_bytes(), other.key_pem.as_bytes()));
+    tls_error(tls.clone().with_client_cert_files(&client.cert, &client.cert));
+    tls_error(tls.clone().with_server_name("not a name"));
+    let mut config = ClientConfig::new("localhost", 8883);
+    config.password = Some("hunter2-password".into());
+    config.tls = Some(tls.with_client_cert_pem(client.cert_pem.as_bytes(), client.key_pem.as_bytes()).expect("cert"));
+    let shown = format!("{config:?}");
+    let key_body: String = client.key_pem.lines().nth(1).expect("key line").to_owned();
+    assert!(!shown.contains("hunter2") && !shown.contains(&key_body) && !shown.contains("PRIVATE"), "{shown}");
+    assert!(shown.contains("redacted"), "{shown}");
+}
+
+fn run(args: &[&str], store: &Path, env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.args(args).arg("--store").arg(store).env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().expect("smqtt")
+}
+
+fn one_line_failure(out: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("smqtt: ") && stderr.contains(expected), "{stderr}");
+}
+
+#[test]
+fn cli_pub_sub_over_mqtts_with_cafile_system_roots_and_client_certificates() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("ca", dir.path());
+    let rogue = Ca::new("rogue", dir.path());
+    let broker = tls_support::mosquitto(&ca, &ca.server("mosquitto", &["localhost"]), true);
+    let world = common::World::new(broker.tls);
+    world.device("tcli-pub", "role:sensor", &["t/#"]);
+    world.device("tcli-sub", "role:operator", &[]);
+    let (pub_store, sub_store) = (world.dir.path().join("store-tcli-pub"), world.dir.path().join("store-tcli-sub"));
+    let pub_cert = ca.client("cli-pub", "tcli-pub");
+    let sub_cert = ca.client("cli-sub", "tcli-sub");
+    let url = format!("mqtts://localhost:{}", broker.tls.port());
+    let s = |p: &Path| p.display().to_string();
+    let (ca_file, sub_crt, sub_key) = (s(&ca.file), s(&sub_cert.cert), s(&sub_cert.key));
+    let sub = Command::new(BIN)
+        .args(["sub", "-L", &url, "--cafile", &ca_file, "--cert", &sub_crt, "--key", &sub_key])
+        .args(["-t", "t/#", "-C", "2", "--json", "--store"])
+        .arg(&sub_store)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sub");
+    std::thread::sleep(Duration::from_millis(1000));
+    let (pub_crt, pub_key) = (s(&pub_cert.cert), s(&pub_cert.key));
+    let tls_args = ["--cert", pub_crt.as_str(), "--key", pub_key.as_str()];
+    let message = ["-t", "t/a", "--policy", "role:operator", "-q", "1", "-m"];
+    // mqtts:// with --cafile; then -H/-p with the system's CAs (here: SSL_CERT_FILE) and the name given.
+    let out = run(
+        &[&["pub", "-L", &url, "--cafile", &ca_file][..], &tls_args, &message, &["via cafile"]].concat(),
+        &pub_store,
+        &[],
+    );
+    assert!(out.status.success(), "{out:?}\n{}", broker.log());
+    let port = broker.tls.port().to_string();
+    let by_address = ["pub", "-H", "127.0.0.1", "-p", &port, "--tls-use-os-certs", "--tls-server-name", "localhost"];
+    let out = run(
+        &[&by_address[..], &tls_args, &message, &["via system roots"]].concat(),
+        &pub_store,
+        &[("SSL_CERT_FILE", &ca.file)],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let output = sub.wait_with_output().expect("sub");
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("\"payload\":\"via cafile\"") && lines[1].contains("\"payload\":\"via system roots\""));
+
+    // Refusals: one line, exit 2, quickly. The impostor's CA, a wrong name, no client certificate, no system CA.
+    let rogue_file = s(&rogue.file);
+    let started = Instant::now();
+    let out = run(
+        &[&["pub", "-L", &url, "--cafile", &rogue_file][..], &tls_args, &message, &["x"]].concat(),
+        &pub_store,
+        &[],
+    );
+    one_line_failure(&out, "invalid peer certificate");
+    assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
+    let wrong_name = ["pub", "-L", &url, "--cafile", &ca_file, "--tls-server-name", "broker.example"];
+    one_line_failure(
+        &run(&[&wrong_name[..], &tls_args, &message, &["x"]].concat(), &pub_store, &[]),
+        "not valid for name",
+    );
+    let started = Instant::now();
+    let out = run(&[&["pub", "-L", &url, "--cafile", &ca_file][..], &message, &["x"]].concat(), &pub_store, &[]);
+    one_line_failure(&out, "CertificateRequired");
+    assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").expect("write");
+    let out = run(
+        &[&["pub", "-L", &url][..], &tls_args, &message, &["x"]].concat(),
+        &pub_store,
+        &[("SSL_CERT_FILE", &empty)],
+    );
+    one_line_failure(&out, "no trusted CA certificates");
+    // Unreadable and invalid PEM files, and URLs and options that do not fit together.
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").expect("write");
+    let garbage = s(&garbage);
+    let cases: [(&[&str], &str); 7] = [
+        (&["pub", "-L", &url, "--cafile", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+        (&["pub", "-L", &url, "--cafile", &garbage], "invalid PEM"),
+        (&["pub", "-L", &url, "--cafile", &ca_file, "--cert", &pub_crt, "--key", &pub_crt], "client key"),
+        (&["pub", "-L", &url, "--cafile", &ca_file, "--cert", &garbage, "--key", &pub_key], "client certificate"),
+        (&["pub", "-L", "mqtt://localhost", "--cafile", &ca_file], "need TLS"),
+        (&["pub", "-p", &port, "--cert", &pub_crt, "--key", &pub_key], "need TLS"),
+        (&["pub", "-L", "http://localhost:1883"], "--url http://localhost:1883"),
+    ];
+    for (args, expected) in cases {
+        one_line_failure(&run(&[args, &message, &["x"]].concat(), &pub_store, &[]), expected);
+    }
+    drop(world);
+}
