@@ -367,14 +367,16 @@ async fn publish_round(
 }
 
 /// A plain MQTT client — what a constrained sensor without SMQTT runs (with a password), or an anonymous
-/// onlooker (without); `seen` receives what it is delivered.
+/// onlooker (without); `seen` receives what it is delivered. Each connects with a client id in its own space
+/// (`legacy:<username>`, `anon:<name>`): the broker refuses ids that are another identity's.
 async fn plain_client(
     broker: std::net::SocketAddr,
     id: &str,
     password: Option<&str>,
     seen: Option<tokio::sync::mpsc::Sender<rumqttc::Publish>>,
 ) -> rumqttc::AsyncClient {
-    let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", broker.port());
+    let client_id = if password.is_some() { format!("legacy:{id}") } else { format!("anon:{id}") };
+    let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", broker.port());
     if let Some(password) = password {
         options.set_credentials(id, password);
     }
@@ -451,7 +453,8 @@ fn print_keep(authority: &world::AuthorityHandle, broker: &world::BrokerHandle, 
         broker.mqtt.port()
     );
     println!(
-        "  mosquitto_pub -h 127.0.0.1 -p {} -u {LEGACY_USER} -P humidity-sensor-password -t {LEGACY_TOPIC} -m '47% rH'   \
+        "  mosquitto_pub -h 127.0.0.1 -p {} -i legacy:{LEGACY_USER} -u {LEGACY_USER} -P humidity-sensor-password \
+         -t {LEGACY_TOPIC} -m '47% rH'   \
          # sealed by the broker; bob reads it",
         broker.mqtt.port()
     );

@@ -7,8 +7,15 @@
 //!   and checks the will (a sealed topic's will is replaced by its envelope). The login is removed before rumqttd
 //!   sees it. A refused CONNECT is handed on with an empty client id and `clean_session = false`, which makes
 //!   rumqttd answer CONNACK "identifier rejected" and close; `write` turns that CONNACK's code into the
-//!   refusal's (v3.1.1: 4 bad user name or password / 5 not authorised; v5: 0x86, 0x87, 0x99, …, with a reason
-//!   string). No link and no will are created for it.
+//!   refusal's (v3.1.1: 4 bad user name or password / 2 identifier rejected / 5 not authorised; v5: 0x86, 0x85,
+//!   0x87, 0x99, …, with a reason string). No link and no will are created for it.
+//! * **Client ids**: the gate decides on the id rumqttd keys the session by, so each identity stays in its own
+//!   client-id space (`smqtt_gate::Gate::authenticate`). rumqttd would give an empty id `rumqtt-<uuid>` after
+//!   the gate has seen it: with enforcement on, an anonymous CONNECT with an empty id and a clean session gets
+//!   `anon:<random>` here first (told to v5 clients as the assigned client identifier, as Mosquitto does with
+//!   `auto_id_prefix anon:`); every other empty id is refused by the gate (0x85 / 2). rumqttd's router drops,
+//!   without a CONNACK, a client whose id contains `/`, `+`, `#` or `$`: accepted ids are handed to it with
+//!   those and `%` percent-encoded (injective, so distinct ids stay distinct), and `<device_id>/<suffix>` works.
 //! * **PUBLISH**: v5 topic aliases are resolved here and removed, so the router only sees full topics. A
 //!   refused QoS 0 publish is dropped; a refused QoS 1/2 publish is rewritten to the topic `$smqtt/rejected`
 //!   with an empty payload (no filter ever matches a `$` topic and rumqttd refuses `$` subscriptions, so it is
@@ -70,6 +77,8 @@ pub(crate) struct Guard<P> {
     aliases: HashMap<u16, String>,
     alias_bytes: usize,
     refused_connect: Cell<Option<RefusalReason>>,
+    /// The client id assigned to an anonymous client that sent none (v5: put into the CONNACK).
+    assigned_id: RefCell<Option<String>>,
     puback_reasons: RefCell<HashMap<u16, RefusalReason>>,
     suback_refused: RefCell<HashMap<u16, Vec<(usize, RefusalReason)>>>,
 }
@@ -86,6 +95,7 @@ impl<P: Clone> Guard<P> {
             aliases: HashMap::new(),
             alias_bytes: 0,
             refused_connect: Cell::new(None),
+            assigned_id: RefCell::new(None),
             puback_reasons: RefCell::new(HashMap::new()),
             suback_refused: RefCell::new(HashMap::new()),
         }
@@ -125,11 +135,29 @@ fn peek_publish(stream: &[u8]) -> Option<(u8, u16)> {
     Some((qos, u16::from_be_bytes([*frame.get(at)?, *frame.get(at + 1)?])))
 }
 
+/// The client id handed to rumqttd's router, which drops a connection whose id contains `/`, `+`, `#` or `$`
+/// (`validate_clientid`, without a CONNACK): those and `%` are percent-encoded. Injective, so two client ids
+/// the gate tells apart never share a session; ids without these characters are unchanged.
+fn router_client_id(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '%' | '/' | '+' | '#' | '$' => out.push_str(&format!("%{:02X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn connack_code(version: Version, reason: RefusalReason) -> ConnectReturnCode {
     match (version, reason.mqtt5_code()) {
-        (Version::V4, _) if reason.mqtt311_connack_code() == 4 => ConnectReturnCode::BadUserNamePassword,
-        (Version::V4, _) => ConnectReturnCode::NotAuthorized,
+        (Version::V4, _) => match reason.mqtt311_connack_code() {
+            4 => ConnectReturnCode::BadUserNamePassword,
+            2 => ConnectReturnCode::ClientIdentifierNotValid,
+            _ => ConnectReturnCode::NotAuthorized,
+        },
         (Version::V5, 0x86) => ConnectReturnCode::BadUserNamePassword,
+        (Version::V5, 0x85) => ConnectReturnCode::ClientIdentifierNotValid,
         (Version::V5, 0x99) => ConnectReturnCode::PayloadFormatInvalid,
         (Version::V5, 0x95) => ConnectReturnCode::PacketTooLarge,
         (Version::V5, 0x90) => ConnectReturnCode::TopicNameInvalid,
@@ -187,6 +215,12 @@ impl<P: Protocol> Guard<P> {
         }
         let username = login.as_ref().map(|l| l.username.as_str()).filter(|u| !u.is_empty());
         let password = login.as_ref().map(|l| l.password.as_bytes()).filter(|p| !p.is_empty());
+        // rumqttd would name it `rumqtt-<uuid>` after the gate saw "": an anonymous client gets its id here.
+        let anonymous = username.is_none() && password.is_none();
+        if connect.client_id.is_empty() && connect.clean_session && anonymous && self.gate.enforcing() {
+            connect.client_id = smqtt_gate::anonymous_client_id();
+            *self.assigned_id.borrow_mut() = Some(connect.client_id.clone());
+        }
         let decision = self.gate.authenticate(&connect.client_id, username, password).and_then(|session| {
             if let Some(w) = will.as_mut() {
                 let topic = std::str::from_utf8(&w.topic).unwrap_or("");
@@ -203,11 +237,13 @@ impl<P: Protocol> Guard<P> {
             Ok(session) => {
                 tracing::debug!(client = %connect.client_id, role = session.role().kind(), "connect accepted");
                 self.session = Some(session);
+                connect.client_id = router_client_id(&connect.client_id);
                 Ok(Packet::Connect(connect, props, will, will_props, None))
             }
             Err(refusal) => {
                 tracing::info!(client = %connect.client_id, %refusal, "connect refused");
                 self.refused_connect.set(Some(refusal.reason));
+                self.assigned_id.borrow_mut().take();
                 let refused = Connect { keep_alive: 60, client_id: String::new(), clean_session: false };
                 Ok(Packet::Connect(refused, None, None, None, None))
             }
@@ -336,6 +372,8 @@ impl<P: Protocol> Protocol for Guard<P> {
                         reason_string: Some(reason.as_str().to_owned()),
                         ..Default::default()
                     });
+                } else if let Some(id) = self.assigned_id.borrow_mut().take() {
+                    props.get_or_insert_with(ConnAckProperties::default).assigned_client_identifier = Some(id);
                 }
                 Packet::ConnAck(ack, props)
             }
@@ -368,6 +406,15 @@ impl<P: Protocol> Protocol for Guard<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn router_ids_are_escaped_injectively() {
+        assert_eq!(router_client_id("bob"), "bob");
+        assert_eq!(router_client_id("bob/x"), "bob%2Fx");
+        assert_eq!(router_client_id("anon:a+#$%"), "anon:a%2B%23%24%25");
+        // The raw id "bob%2Fx" and "bob/x" stay apart.
+        assert_ne!(router_client_id("bob%2Fx"), router_client_id("bob/x"));
+    }
 
     #[test]
     fn peeks_qos_and_packet_id() {

@@ -27,7 +27,10 @@
 //! ```
 //!
 //! What a refusal looks like to a client: a refused CONNECT gets a CONNACK with the refusal's code (v3.1.1: 4
-//! bad user name or password, 5 not authorised; v5: 0x86, 0x87, …) and the connection closes. A refused QoS 0
+//! bad user name or password, 2 identifier rejected for a client id outside the client's own space, 5 not
+//! authorised; v5: 0x86, 0x85, 0x87, …) and the connection closes. Client ids: a device `<device_id>` or
+//! `<device_id>/<suffix>`, a legacy client `legacy:<username>[/<suffix>]`, an anonymous one `anon:<…>` (an
+//! anonymous client that sends an empty id with a clean session is given `anon:<random>`). A refused QoS 0
 //! PUBLISH is dropped; QoS 1 gets a PUBACK with the reason (v5: 0x87 not authorised, 0x99 payload format
 //! invalid, 0x97 quota exceeded for oversize; v3.1.1: a plain PUBACK) and the message is dropped; QoS 2 gets a
 //! plain PUBREC and is dropped. A refused SUBSCRIBE filter gets 0x80 (v3.1.1) or 0x87/0x8F (v5) in the SUBACK.

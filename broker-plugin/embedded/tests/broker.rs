@@ -60,7 +60,7 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
 
     // CONNECT: nothing, a non-token password, a garbage token, a token for another client id, someone else's
     // credential signed with the wrong key: all refused with a CONNACK code.
-    let (_c, mut rx) = raw4(v4, "anon", None, None).await;
+    let (_c, mut rx) = raw4(v4, "anon:x", None, None).await;
     assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::NotAuthorized)));
     let (_c, mut rx) = raw4(v4, "b1-sensor", Some(("b1-sensor", "hunter2")), None).await;
     assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::NotAuthorized)));
@@ -77,7 +77,9 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     let (publisher, _) = SmqttClient::connect(sensor, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
     let (op, mut op_rx) = SmqttClient::connect(operator, &sdk(v5.port(), MqttVersion::V5)).expect("connect");
     op.subscribe("plant/#", 1).await.expect("sub");
-    let (watch, mut watch_rx) = raw5(v5, "b1-watch", Some(("b1-mallory", &token(&mallory, "b1-watch")))).await;
+    // Further connections of one device: `<device_id>/<suffix>` (tests/client_ids.rs).
+    let (watch, mut watch_rx) =
+        raw5(v5, "b1-mallory/watch", Some(("b1-mallory", &token(&mallory, "b1-mallory/watch")))).await;
     assert!(matches!(next(&mut watch_rx, "connack").await, Seen5::ConnAck(Code5::Success)));
     watch.subscribe("plant/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.expect("sub");
     assert!(matches!(next(&mut watch_rx, "suback").await, Seen5::SubAck(_)));
@@ -116,7 +118,8 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
         }
     }
     // A v3.1.1 client gets a plain PUBACK and its refused message is gone; QoS 0 refusals are dropped.
-    let (m4, mut m4_rx) = raw4(v4, "b1-m4", Some(("b1-mallory", &token(&mallory, "b1-m4"))), None).await;
+    let (m4, mut m4_rx) =
+        raw4(v4, "b1-mallory/m4", Some(("b1-mallory", &token(&mallory, "b1-mallory/m4"))), None).await;
     assert!(matches!(next(&mut m4_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
     m4.publish("plant/berlin/x", QoS::AtLeastOnce, false, b"plain".to_vec()).await.expect("publish");
     assert!(matches!(next(&mut m4_rx, "puback").await, Seen4::PubAck(_)));
@@ -173,12 +176,13 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     // Wills: a plaintext will on a protected topic refuses the CONNECT; an envelope will fires on a broken
     // connection and is opened by the subscriber.
     let plain_will = LastWill::new("plant/paris/will", b"gone".to_vec(), QoS::AtLeastOnce, false);
-    let (_c, mut rx) = raw4(v4, "b1-w1", Some(("b1-mallory", &token(&mallory, "b1-w1"))), Some(plain_will)).await;
+    let login = token(&mallory, "b1-mallory/w1");
+    let (_c, mut rx) = raw4(v4, "b1-mallory/w1", Some(("b1-mallory", &login)), Some(plain_will)).await;
     assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::NotAuthorized)));
     let sealed_will = mallory_sealer.seal("plant/paris/will", &p, b"gone", false, &mut rand_core::OsRng).expect("seal");
-    let login = token(&mallory, "b1-w2");
-    let packet =
-        common::connect_packet("b1-w2", Some(("b1-mallory", &login)), Some(("plant/paris/will", &sealed_will, 1)));
+    let login = token(&mallory, "b1-mallory/w2");
+    let will = Some(("plant/paris/will", &sealed_will[..], 1));
+    let packet = common::connect_packet("b1-mallory/w2", Some(("b1-mallory", &login)), will);
     let (socket, code) = tokio::task::spawn_blocking(move || common::raw_connect(v4, &packet)).await.expect("connect");
     assert_eq!(code, Some(0));
     drop(socket); // closed without DISCONNECT: the will fires
@@ -235,10 +239,11 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
     let (raw, mut raw_rx) = raw4(v4, "b2-obs", Some(("b2-obs", &token(&observer, "b2-obs"))), None).await;
     assert!(matches!(next(&mut raw_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
     raw.subscribe("legacy/#", QoS::AtLeastOnce).await.expect("sub");
-    let (_bad, mut bad_rx) = raw4(v4, "meter-1", Some(("meter-1", "wrong")), None).await;
+    // A legacy client's client ids: `legacy:<username>[/<suffix>]`.
+    let (_bad, mut bad_rx) = raw4(v4, "legacy:meter-1", Some(("meter-1", "wrong")), None).await;
     assert!(matches!(next(&mut bad_rx, "connack").await, Seen4::Refused(Code4::BadUserNamePassword)));
     tokio::time::sleep(Duration::from_millis(1100)).await; // the gate refuses unhashed for 1 s after a failure
-    let (meter, mut meter_rx) = raw4(v4, "meter-1", Some(("meter-1", "meter-pw")), None).await;
+    let (meter, mut meter_rx) = raw4(v4, "legacy:meter-1", Some(("meter-1", "meter-pw")), None).await;
     assert!(matches!(next(&mut meter_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
     for _ in 0..50 {
         meter.publish("legacy/meters/probe", QoS::AtMostOnce, false, b"probe".to_vec()).await.expect("probe");
@@ -273,8 +278,8 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
         return;
     }
     let port = v4.port().to_string();
-    let sub_token = token(&observer, "b2-obs-ms");
-    let args = ["-h", "127.0.0.1", "-p", &port, "-i", "b2-obs-ms", "-u", "b2-obs", "-P", &sub_token];
+    let sub_token = token(&observer, "b2-obs/ms");
+    let args = ["-h", "127.0.0.1", "-p", &port, "-i", "b2-obs/ms", "-u", "b2-obs", "-P", &sub_token];
     let mosquitto_sub = std::process::Command::new("mosquitto_sub")
         .args(args)
         .args(["-t", "legacy/meters/ms", "-C", "1", "-W", "10", "-q", "1"])
@@ -283,7 +288,7 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
         .expect("mosquitto_sub");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &port, "-i", "meter-1", "-u", "meter-1", "-P", "meter-pw"])
+        .args(["-h", "127.0.0.1", "-p", &port, "-i", "legacy:meter-1/ms", "-u", "meter-1", "-P", "meter-pw"])
         .args(["-t", "legacy/meters/ms", "-m", "from mosquitto_pub", "-q", "1"])
         .status()
         .expect("mosquitto_pub");
@@ -321,7 +326,7 @@ async fn a_flood_of_malformed_packets_does_not_stop_other_clients() {
                 vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x7f],                     // malformed remaining length
                 vec![0x30, 5, 0, 9, b'a'],                                    // PUBLISH before CONNECT, truncated topic
                 common::connect_packet("x", Some(("u", "smqtt1.A.A")), None), // forged token
-                [common::connect_packet("flood", None, None), vec![0x32, 3, 0, 1, b'a']].concat(),
+                [common::connect_packet("anon:flood", None, None), vec![0x32, 3, 0, 1, b'a']].concat(),
                 (0..=255u8).collect(),
             ];
             let mut rounds = 0u64;

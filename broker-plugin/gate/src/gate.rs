@@ -10,6 +10,7 @@ use smqtt_wire::{
     validate_topic, ConnectToken, Error as WireError, ParsedEnvelope, TopicFilter, VerifiedCredential, VerifyingKey,
 };
 
+use crate::client_ids::{anonymous_owns, device_owns, legacy_owns, ANONYMOUS_PREFIX, LEGACY_PREFIX};
 use crate::config::{
     config_error, filters, io_error, parse_verifying_key, read_epoch, read_small, seal_rules, FileConfig,
 };
@@ -189,9 +190,15 @@ impl Gate {
     /// Decides a CONNECT. `password` is a CONNECT token for devices, a password for legacy clients, absent for
     /// anonymous ones. The accepted session is also remembered (bounded) for [`check_will`](Self::check_will).
     ///
+    /// `client_id` is the id the broker keys the session by (after any id it assigned itself). It must lie in
+    /// the client's own space (see the crate docs): a device `<device_id>` or `<device_id>/<suffix>`, a legacy
+    /// client `legacy:<username>[/<suffix>]`, an anonymous client `anon:<…>`; so nobody can take over, resume
+    /// or disconnect another identity's session. It is checked after the credential, so a client learns
+    /// nothing from it before authenticating.
+    ///
     /// # Errors
     /// A [`Refusal`]: `not_authenticated`, `bad_credential`, `stale_token`, `expired`, `revoked_epoch`,
-    /// `device_denied`, `bad_password`.
+    /// `device_denied`, `bad_password`, `client_id_not_owned`.
     pub fn authenticate(
         &self,
         client_id: &str,
@@ -222,19 +229,38 @@ impl Gate {
         let unchecked = |refusal: Refusal| if self.enforcement { Err(refusal) } else { session(Role::Unchecked) };
         self.refresh_epoch();
 
+        // With enforcement off, client ids are not checked (and roles stay what they were).
+        let foreign = |space: String| {
+            Err(refuse(RefusalReason::ClientIdNotOwned, format!("client id {client_id:?} is not in {space}")))
+        };
+        let refused = |owns: bool| self.enforcement && !owns;
+
         if let Some(token) = password.filter(|p| p.starts_with(b"smqtt1.")) {
             return match self.verify_token(client_id, username, token) {
-                Ok(credential) => session(Role::Device(credential)),
+                Ok(credential) => {
+                    let device = credential.body().device_id.as_str();
+                    if refused(device_owns(device, client_id)) {
+                        return foreign(format!("{device}'s space ({device} or {device}/…)"));
+                    }
+                    session(Role::Device(credential))
+                }
                 Err(refusal) => unchecked(refusal),
             };
         }
         if let Some(client) = username.and_then(|u| self.legacy.get(u)) {
             return match self.legacy.verify(client, password) {
+                Ok(()) if refused(legacy_owns(&client.username, client_id)) => {
+                    let user = &client.username;
+                    foreign(format!("{user:?}'s space ({LEGACY_PREFIX}{user} or {LEGACY_PREFIX}{user}/…)"))
+                }
                 Ok(()) => session(Role::Legacy { username: client.username.clone(), publish: client.publish.clone() }),
                 Err(refusal) => unchecked(refusal),
             };
         }
         if username.is_none() && password.is_none() && self.anonymous {
+            if refused(anonymous_owns(client_id)) {
+                return foreign(format!("the anonymous space ({ANONYMOUS_PREFIX}…)"));
+            }
             return session(Role::Anonymous);
         }
         let what =

@@ -49,6 +49,13 @@ impl Legacy {
             if file.username.is_empty() {
                 return Err(GateError::Config("legacy client with an empty username".into()));
             }
+            // Its client ids are `legacy:<username>[/<suffix>]`: a '/' in a username would make them ambiguous.
+            if file.username.contains('/') {
+                return Err(GateError::Config(format!(
+                    "legacy client {:?}: a username may not contain '/'",
+                    file.username
+                )));
+            }
             let client = LegacyClient {
                 username: file.username.clone(),
                 hash: file.password_hash.clone(),

@@ -8,6 +8,16 @@
 //!   ([`smqtt_wire::ConnectToken`]); the token's credential must be signed by the authority, valid now, of the
 //!   current epoch or later (`min_epoch`, `epoch_file`), and not denied. Legacy clients log in with a username
 //!   and an Argon2-hashed password; anonymous clients may connect read-only where configured.
+//! * **Client ids** ([`Gate::authenticate`]): each identity has its own client-id space, so no client can take
+//!   over, resume (`clean_session = false`: subscriptions, queued messages) or disconnect another identity's
+//!   session. A device may use `<device_id>` or `<device_id>/<suffix>`; a legacy client `legacy:<username>` or
+//!   `legacy:<username>/<suffix>`; an anonymous client only `anon:<…>` ([`ANONYMOUS_PREFIX`],
+//!   [`LEGACY_PREFIX`]; suffixes non-empty). Anything else is refused (`client_id_not_owned`, MQTT 5 0x85,
+//!   v3.1.1 2 "identifier rejected") even with a valid credential. Device ids contain neither `:` nor `/` and
+//!   legacy usernames no `/`, so the spaces are disjoint. The id checked is the one the broker keys sessions by:
+//!   for an empty client id, Mosquitto assigns `<auto_id_prefix><uuid>` first (set `auto_id_prefix anon:` for
+//!   anonymous clients without an id); the embedded broker gives an anonymous client with an empty id and a
+//!   clean session [`anonymous_client_id`]. With `enforcement = false` client ids are not checked.
 //! * **PUBLISH** ([`Gate::check_publish`]): only on topics the credential grants. On *protected* topics only
 //!   well-formed SMQTT envelopes signed by the connected device itself are accepted (structure and one Ed25519
 //!   verification, no pairing); on those of them listed as `unsigned`, envelopes without a signature
@@ -85,7 +95,7 @@
 //! max_payload = 327680                  # bytes
 //! max_sessions = 100000                 # client sessions remembered for check_will
 //! [anonymous]
-//! allow = false                         # clients without username and password, read-only
+//! allow = false                         # clients without username and password, read-only, client ids anon:…
 //! subscribe = ["public/#"]
 //! [topics]
 //! protected = ["plant/#"]               # only envelopes signed by the connected device
@@ -96,8 +106,8 @@
 //! [sealing]
 //! store = "broker-store"                # the broker's device store (`smqtt enroll`), allowed to publish below
 //! topics = [{ filter = "legacy/#", policy = "role:operator" }]
-//! [[legacy]]
-//! username = "meter-1"
+//! [[legacy]]                            # client ids legacy:meter-1 or legacy:meter-1/…
+//! username = "meter-1"                  # no '/'
 //! password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
 //! publish = ["legacy/meter-1/#"]
 //! ```
@@ -115,6 +125,7 @@
 //!   (property-tested in `tests/`).
 #![warn(missing_docs)]
 
+mod client_ids;
 mod config;
 mod filters;
 mod gate;
@@ -123,6 +134,7 @@ mod metrics;
 mod refusal;
 mod session;
 
+pub use client_ids::{anonymous_client_id, ANONYMOUS_PREFIX, LEGACY_PREFIX};
 pub use config::DEFAULT_MAX_PAYLOAD;
 pub use gate::Gate;
 pub use refusal::{GateError, PublishDecision, Refusal, RefusalReason};

@@ -21,6 +21,10 @@ pub enum RefusalReason {
     DeviceDenied,
     /// A legacy client's password does not verify.
     BadPassword,
+    /// An authenticated client asked for a client id outside its own space (a device: `<device_id>` or
+    /// `<device_id>/<suffix>`; a legacy client: `legacy:<username>[/<suffix>]`; anonymous: `anon:<…>`), which
+    /// would let it take over another identity's session.
+    ClientIdNotOwned,
     /// An anonymous client tried to publish.
     AnonymousReadOnly,
     /// A publish outside the client's rights.
@@ -46,7 +50,7 @@ pub enum RefusalReason {
 
 impl RefusalReason {
     /// Every reason, in a fixed order (the metrics' order).
-    pub const ALL: [RefusalReason; 17] = [
+    pub const ALL: [RefusalReason; 18] = [
         RefusalReason::NotAuthenticated,
         RefusalReason::BadCredential,
         RefusalReason::StaleToken,
@@ -64,6 +68,7 @@ impl RefusalReason {
         RefusalReason::Oversize,
         RefusalReason::SubscribeDenied,
         RefusalReason::SealFailed,
+        RefusalReason::ClientIdNotOwned,
     ];
 
     /// The stable snake_case name.
@@ -76,6 +81,7 @@ impl RefusalReason {
             RefusalReason::RevokedEpoch => "revoked_epoch",
             RefusalReason::DeviceDenied => "device_denied",
             RefusalReason::BadPassword => "bad_password",
+            RefusalReason::ClientIdNotOwned => "client_id_not_owned",
             RefusalReason::AnonymousReadOnly => "anonymous_read_only",
             RefusalReason::TopicNotPermitted => "topic_not_permitted",
             RefusalReason::BadTopic => "bad_topic",
@@ -90,7 +96,8 @@ impl RefusalReason {
     }
 
     /// The MQTT 5 reason code for a CONNACK, PUBACK/PUBREC or SUBACK refusing for this reason: 0x86 (bad user
-    /// name or password) for credential problems at CONNECT, 0x87 (not authorised) for policy refusals, 0x99
+    /// name or password) for credential problems at CONNECT, 0x85 (client identifier not valid) for a client id
+    /// outside the client's space, 0x87 (not authorised) for policy refusals, 0x99
     /// (payload format invalid) for a payload that is not an envelope, 0x95 (packet too large), 0x90 (topic
     /// name invalid; 0x8F topic filter invalid in a SUBACK, see [`mqtt5_suback_code`](Self::mqtt5_suback_code)),
     /// 0x80 (unspecified) when sealing failed.
@@ -113,6 +120,7 @@ impl RefusalReason {
             RefusalReason::Oversize => 0x95,
             RefusalReason::BadTopic => 0x90,
             RefusalReason::SealFailed => 0x80,
+            RefusalReason::ClientIdNotOwned => 0x85,
         }
     }
 
@@ -124,13 +132,13 @@ impl RefusalReason {
         }
     }
 
-    /// The MQTT 3.1.1 CONNACK return code: 4 (bad user name or password) for credential problems, 5 (not
-    /// authorised) otherwise.
+    /// The MQTT 3.1.1 CONNACK return code: 4 (bad user name or password) for credential problems, 2 (identifier
+    /// rejected) for a client id outside the client's space, 5 (not authorised) otherwise.
     pub fn mqtt311_connack_code(self) -> u8 {
-        if self.mqtt5_code() == 0x86 {
-            4
-        } else {
-            5
+        match self.mqtt5_code() {
+            0x86 => 4,
+            0x85 => 2,
+            _ => 5,
         }
     }
 }

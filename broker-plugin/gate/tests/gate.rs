@@ -47,9 +47,14 @@ fn connect_tokens_and_their_failures() {
     let session = ok(auth("sensor-1", Some("sensor-1"), Some(&d.token("sensor-1"))));
     assert_eq!(session.device_id(), Some("sensor-1"));
     assert_eq!(session.role().kind(), "device");
-    // Any client id works, as long as the token was made for it.
-    assert!(auth("sensor-1-b", Some("sensor-1"), Some(&d.token("sensor-1-b"))).is_ok());
-    assert!(auth("", Some("sensor-1"), Some(&d.token(""))).is_ok());
+    // Another client id of its own (`<device_id>/<suffix>`) works, as long as the token was made for it; ids
+    // outside its space do not, even with a token made for them (tests/client_ids.rs).
+    assert!(auth("sensor-1/b", Some("sensor-1"), Some(&d.token("sensor-1/b"))).is_ok());
+    assert_eq!(
+        reason(auth("sensor-1-b", Some("sensor-1"), Some(&d.token("sensor-1-b")))),
+        RefusalReason::ClientIdNotOwned
+    );
+    assert_eq!(reason(auth("", Some("sensor-1"), Some(&d.token("")))), RefusalReason::ClientIdNotOwned);
 
     assert_eq!(reason(auth("c", None, None)), RefusalReason::NotAuthenticated);
     assert_eq!(reason(auth("c", Some("sensor-1"), None)), RefusalReason::NotAuthenticated);
@@ -87,10 +92,11 @@ fn connect_tokens_and_their_failures() {
     let stolen = ok(ConnectToken::create(&thief, &d.credential, "sensor-1", now()));
     assert_eq!(reason(auth("sensor-1", Some("sensor-1"), Some(&stolen))), RefusalReason::BadCredential);
 
-    assert_eq!(counter(&gate, r#"smqtt_gate_accepted_total{check="connect"}"#), 3);
+    assert_eq!(counter(&gate, r#"smqtt_gate_accepted_total{check="connect"}"#), 2);
     assert_eq!(counter(&gate, r#"smqtt_gate_refused_total{check="connect",reason="bad_credential"}"#), 7);
     assert_eq!(counter(&gate, r#"smqtt_gate_refused_total{check="connect",reason="stale_token"}"#), 2);
     assert_eq!(counter(&gate, r#"smqtt_gate_refused_total{check="connect",reason="expired"}"#), 1);
+    assert_eq!(counter(&gate, r#"smqtt_gate_refused_total{check="connect",reason="client_id_not_owned"}"#), 2);
 }
 
 #[test]
@@ -231,7 +237,7 @@ fn wills_follow_the_publish_rules() {
     let f = Fixture::new();
     let gate = f.gate("[topics]\nprotected = [\"plant/#\"]\n");
     let sensor = f.device("sensor-1", &["plant/#"]);
-    let session = ok(gate.authenticate("client-a", Some("sensor-1"), Some(sensor.token("client-a").as_bytes())));
+    let session = ok(gate.authenticate("sensor-1/a", Some("sensor-1"), Some(sensor.token("sensor-1/a").as_bytes())));
     let will = ok(sensor.sealer(&f, 1).seal(
         "plant/status",
         &policy("role:operator"),
@@ -246,17 +252,20 @@ fn wills_follow_the_publish_rules() {
     );
     assert_eq!(refused(gate.check_will_for(&session, "elsewhere", 0, false, b"x")), RefusalReason::TopicNotPermitted);
     // By client id (the Mosquitto plugin's way): the remembered session decides, the username must match.
-    assert_eq!(gate.check_will("client-a", Some("sensor-1"), "plant/status", 1, true, &will), PublishDecision::Accept);
     assert_eq!(
-        refused(gate.check_will("client-a", Some("sensor-2"), "plant/status", 1, true, &will)),
+        gate.check_will("sensor-1/a", Some("sensor-1"), "plant/status", 1, true, &will),
+        PublishDecision::Accept
+    );
+    assert_eq!(
+        refused(gate.check_will("sensor-1/a", Some("sensor-2"), "plant/status", 1, true, &will)),
         RefusalReason::NotAuthenticated
     );
     assert_eq!(
-        refused(gate.check_will("client-b", Some("sensor-1"), "plant/status", 1, true, &will)),
+        refused(gate.check_will("sensor-1/b", Some("sensor-1"), "plant/status", 1, true, &will)),
         RefusalReason::NotAuthenticated
     );
-    gate.forget("client-a");
-    assert!(gate.session("client-a").is_none());
+    gate.forget("sensor-1/a");
+    assert!(gate.session("sensor-1/a").is_none());
     assert_eq!(counter(&gate, r#"smqtt_gate_accepted_total{check="will"}"#), 2);
 }
 
@@ -266,9 +275,9 @@ fn anonymous_read_only_subscriptions_and_denials() {
     let gate = f.gate(
         "[anonymous]\nallow = true\nsubscribe = [\"public/#\"]\n[topics]\nopen = [\"test/#\"]\ndeny_subscribe = [\"test/nosubscribe\", \"secret/#\"]\n",
     );
-    let anon = ok(gate.authenticate("viewer", None, None));
+    let anon = ok(gate.authenticate("anon:viewer", None, None));
     assert!(matches!(anon.role(), Role::Anonymous));
-    assert_eq!(reason(gate.authenticate("viewer", Some("nobody"), None)), RefusalReason::NotAuthenticated);
+    assert_eq!(reason(gate.authenticate("anon:viewer", Some("nobody"), None)), RefusalReason::NotAuthenticated);
     assert!(gate.check_subscribe(&anon, "public/weather/+").is_ok());
     assert!(gate.check_subscribe(&anon, "test/#").is_ok());
     assert!(gate.check_subscribe(&anon, "$share/g/public/#").is_ok());
@@ -316,16 +325,19 @@ fn legacy_clients_are_sealed_by_the_broker() {
         password_hash("correct horse")
     );
     let gate = f.gate(&toml);
-    assert_eq!(reason(gate.authenticate("meter-1", Some("meter-1"), Some(b"wrong"))), RefusalReason::BadPassword);
+    assert_eq!(
+        reason(gate.authenticate("legacy:meter-1", Some("meter-1"), Some(b"wrong"))),
+        RefusalReason::BadPassword
+    );
     // Right after a failure the same username is refused without hashing, for a second.
     assert_eq!(
-        reason(gate.authenticate("meter-1", Some("meter-1"), Some(b"correct horse"))),
+        reason(gate.authenticate("legacy:meter-1", Some("meter-1"), Some(b"correct horse"))),
         RefusalReason::BadPassword
     );
     std::thread::sleep(std::time::Duration::from_millis(1050));
-    let meter = ok(gate.authenticate("meter-1", Some("meter-1"), Some(b"correct horse")));
+    let meter = ok(gate.authenticate("legacy:meter-1", Some("meter-1"), Some(b"correct horse")));
     assert!(matches!(meter.role(), Role::Legacy { .. }));
-    assert_eq!(reason(gate.authenticate("meter-1", Some("meter-1"), None)), RefusalReason::BadPassword);
+    assert_eq!(reason(gate.authenticate("legacy:meter-1", Some("meter-1"), None)), RefusalReason::BadPassword);
 
     let topic = "legacy/meters/meter-1/kwh";
     let sealed = match gate.check_publish(&meter, topic, 1, false, b"42.1 kWh") {
@@ -433,7 +445,7 @@ thread_local! {
         let gate = f.gate("[anonymous]\nallow = true\nsubscribe = [\"public/#\"]\n[topics]\nprotected = [\"plant/#\"]\nopen = [\"test/#\"]\n");
         let d = f.device("sensor-1", &["plant/#"]);
         let device = ok(gate.authenticate("sensor-1", Some("sensor-1"), Some(d.token("sensor-1").as_bytes())));
-        let anon = ok(gate.authenticate("anon", None, None));
+        let anon = ok(gate.authenticate("anon:proptest", None, None));
         let envelope = ok(d.sealer(&f, 1).seal("plant/a", &policy("role:x"), b"v", false, &mut rand_core::OsRng));
         std::sync::Arc::new((f, gate, device, anon, envelope))
     };

@@ -8,6 +8,8 @@
 //! # mosquitto.conf
 //! listener 1883
 //! allow_anonymous false
+//! # anonymous clients without a client id get anon:<uuid>, inside their client-id space
+//! auto_id_prefix anon:
 //! plugin /usr/local/lib/libsmqtt_mosquitto.so
 //! plugin_opt_config /etc/smqtt/broker.toml
 //! # optional: Prometheus text at http://127.0.0.1:9184/metrics
@@ -21,7 +23,10 @@
 //! # What each Mosquitto event does
 //! - `MOSQ_EVT_BASIC_AUTH`: the CONNECT's client id, username (device id) and password (`smqtt1.…` token)
 //!   go to `Gate::authenticate`; refused → CONNACK "not authorised". The session is kept per connection
-//!   until `MOSQ_EVT_DISCONNECT`.
+//!   until `MOSQ_EVT_DISCONNECT`. The client id is the one Mosquitto keys the session by, so the gate's
+//!   client-id spaces (a device `<device_id>[/<suffix>]`, a legacy client `legacy:<username>[/<suffix>]`, an
+//!   anonymous one `anon:<…>`) stop a client taking over, resuming or kicking another identity's session:
+//!   Mosquitto only looks for the existing session after BASIC_AUTH has accepted.
 //! - `MOSQ_EVT_ACL_CHECK`: SUBSCRIBE → `Gate::check_subscribe`; WRITE (a client's publish, or a will
 //!   when it fires) → the full `Gate::check_publish` / `Gate::check_will`; READ and UNSUBSCRIBE allowed.
 //! - `MOSQ_EVT_MESSAGE`: applies the WRITE verdict, replacing the payload by the broker-sealed envelope
@@ -43,6 +48,11 @@
 //!   their messages in MOSQ_EVT_MESSAGE (no session).
 //! - With `per_listener_settings true` each listener's `plugin` line is its own instance with its own
 //!   state (the crate has no global state); this is not tested here.
+//! - Client ids: set `auto_id_prefix anon:` (Mosquitto names a client that sent an empty id
+//!   `<auto_id_prefix><uuid>` before the plugin sees it; the default `auto-` is refused). Leave
+//!   `use_username_as_clientid` off (legacy clients' ids would become their bare usernames, refused), and do not
+//!   use `use_identity_as_username` / `use_subject_as_username`: with them Mosquitto skips BASIC_AUTH, so the
+//!   gate never sees those CONNECTs (nor their client ids).
 //!
 //! # What the 2.0 plugin API does not allow
 //! - **Wills at CONNECT.** `mosquitto_broker.h` 2.0.x has no accessor for a client's will (only
@@ -59,7 +69,9 @@
 //!   `persistence true` it can be saved for offline persistent sessions. (A takeover by a new connection
 //!   with the same client id, the other will-before-disconnect path, is recognised and handled.)
 //! - **Reason codes.** MESSAGE and ACL refusals both give MQTT 5 publishers `0x87` (not authorised);
-//!   Mosquitto 2.0 ignores `reason_code`, so `0x99` (payload format invalid) is not possible.
+//!   Mosquitto 2.0 ignores `reason_code`, so `0x99` (payload format invalid) is not possible. A refused
+//!   BASIC_AUTH is always CONNACK 5 / `0x87`: a client id outside its space (`client_id_not_owned`, 0x85 on the
+//!   embedded broker) shows only in the log and the metrics.
 //!
 //! # Safety
 //! All `unsafe` code is in one private module (`ffi`: the ABI mirror, the three exported entry points,

@@ -2,6 +2,10 @@
 //! verdict turns into what Mosquitto 2.0.11 can do.
 //!
 //! - **BASIC_AUTH** authenticates the CONNECT and stores the session under the `struct mosquitto *` address.
+//!   The client id is `mosquitto_client_id`: the id Mosquitto keys sessions by (and takes over with, in
+//!   `connect__on_authorised`, only after this check), already replaced by `<auto_id_prefix><uuid>` for an
+//!   empty one or by the username with `use_username_as_clientid`; so the gate's client-id spaces apply to the
+//!   session actually resumed, not to what the packet said.
 //! - **ACL_CHECK** `SUBSCRIBE` asks `check_subscribe`; `READ` and `UNSUBSCRIBE` are allowed (delivery is
 //!   already decided at publish time, and the plugin's answer is final once it is registered); `WRITE` runs
 //!   the full publish check (rights, envelope, size, or broker-side sealing) **once** per message and
@@ -298,7 +302,13 @@ impl<E: Enforcer> Plugin<E> {
             }
             Err(reason) => {
                 bump(&self.counters.connects_refused);
-                self.refused(&mut state, || format!("CONNECT from {id:?} refused: {reason}"));
+                // Mosquitto's default `auto_id_prefix` ("auto-") is outside the anonymous client-id space.
+                let hint = if id.starts_with("auto-") && client.username.is_none() {
+                    " (an id Mosquitto assigned: set `auto_id_prefix anon:` for anonymous clients without one)"
+                } else {
+                    ""
+                };
+                self.refused(&mut state, || format!("CONNECT from {id:?} refused: {reason}{hint}"));
                 false
             }
         }

@@ -112,16 +112,16 @@ async fn enforcement_and_sealing_through_mosquitto() {
     // --- CONNECT: wrong tokens refused (anonymous is allowed here, read-only; see the flood test for "off").
     let sensor_id = world.identity("sensor-1");
     let mallory_id = world.identity("mallory");
-    let good = common::token(&sensor_id, "sensor-1-cli");
+    let good = common::token(&sensor_id, "sensor-1/cli");
     let forged =
-        smqtt_wire::ConnectToken::create(&mallory_id.signing_key, &sensor_id.credential, "sensor-1-cli", common::now())
+        smqtt_wire::ConnectToken::create(&mallory_id.signing_key, &sensor_id.credential, "sensor-1/cli", common::now())
             .expect("forged token");
     for (client_id, username, password) in [
-        ("sensor-1-cli", "sensor-1", "not a token"),
-        ("sensor-1-cli", "sensor-1", forged.as_str()),
-        ("another-client", "sensor-1", good.as_str()),
-        ("sensor-1-cli", "mallory", good.as_str()),
-        ("nobody", "nobody", "x"),
+        ("sensor-1/cli", "sensor-1", "not a token"),
+        ("sensor-1/cli", "sensor-1", forged.as_str()),
+        ("sensor-1/other", "sensor-1", good.as_str()),
+        ("sensor-1/cli", "mallory", good.as_str()),
+        ("legacy:nobody", "nobody", "x"),
     ] {
         let output = broker.publish(&["-i", client_id, "-u", username, "-P", password, "-t", "plant/x", "-m", "x"]);
         assert!(!output.status.success(), "CONNECT {client_id}/{username} accepted");
@@ -143,9 +143,9 @@ async fn enforcement_and_sealing_through_mosquitto() {
     let envelope_file = world.dir.path().join("captured.bin");
     std::fs::write(&envelope_file, &envelope).expect("write");
     let file = envelope_file.to_str().expect("path");
-    let as_sensor = ["-i", "sensor-1-cli", "-u", "sensor-1", "-P", good.as_str()];
-    let mallory_token = common::token(&mallory_id, "mallory-cli");
-    let as_mallory = ["-i", "mallory-cli", "-u", "mallory", "-P", mallory_token.as_str()];
+    let as_sensor = ["-i", "sensor-1/cli", "-u", "sensor-1", "-P", good.as_str()];
+    let mallory_token = common::token(&mallory_id, "mallory/cli");
+    let as_mallory = ["-i", "mallory/cli", "-u", "mallory", "-P", mallory_token.as_str()];
     assert_refused_publish(&broker, &[&as_sensor[..], &["-t", "plant/paris/line1/temp", "-f", file]].concat());
     assert_refused_publish(&broker, &[&as_sensor[..], &["-t", "plant/berlin/line1/temp", "-m", "plain 1"]].concat());
     assert_refused_publish(&broker, &[&as_mallory[..], &["-t", "plant/berlin/line1/temp", "-f", file]].concat());
@@ -161,7 +161,7 @@ async fn enforcement_and_sealing_through_mosquitto() {
     // --- retained: a valid envelope is stored; a legacy plaintext publish is sealed by the broker.
     sensor.publish("plant/berlin/line1/state", &policy(), 1, true, b"running").await.expect("publish");
     assert_eq!(next_payload(&mut op_rx, &broker).await, b"running");
-    let legacy = ["-i", "meter-1", "-u", "meter-1", "-P", LEGACY_PASSWORD];
+    let legacy = ["-i", "legacy:meter-1", "-u", "meter-1", "-P", LEGACY_PASSWORD];
     let output =
         broker.publish(&[&legacy[..], &["-q", "1", "-r", "-t", "legacy/meter-1/power", "-m", "42 W"]].concat());
     assert!(output.status.success(), "legacy publish: {}\n{}", stderr(&output), broker.log_text());
@@ -211,7 +211,7 @@ async fn enforcement_and_sealing_through_mosquitto() {
     let payload = seal(will_topic, b"sensor gone");
     let (stream, rc) = raw_connect(
         broker.addr(),
-        &connect("sensor-1-w1", &Will { topic: will_topic, payload: &payload, qos: 1, retain: false }),
+        &connect("sensor-1/w1", &Will { topic: will_topic, payload: &payload, qos: 1, retain: false }),
     );
     assert_eq!(rc, 0, "{}", broker.log_text());
     drop(stream);
@@ -221,13 +221,13 @@ async fn enforcement_and_sealing_through_mosquitto() {
     let payload = seal(will_topic, b"taken over");
     let (first, rc) = raw_connect(
         broker.addr(),
-        &connect("sensor-1-w2", &Will { topic: will_topic, payload: &payload, qos: 1, retain: false }),
+        &connect("sensor-1/w2", &Will { topic: will_topic, payload: &payload, qos: 1, retain: false }),
     );
     assert_eq!(rc, 0);
-    let token = common::token(&sensor_id, "sensor-1-w2");
+    let token = common::token(&sensor_id, "sensor-1/w2");
     let (second, rc) = raw_connect(
         broker.addr(),
-        &common::connect_packet("sensor-1-w2", Some("sensor-1"), Some(token.as_bytes()), None),
+        &common::connect_packet("sensor-1/w2", Some("sensor-1"), Some(token.as_bytes()), None),
     );
     assert_eq!(rc, 0);
     assert_eq!(next_payload(&mut op_rx, &broker).await, b"taken over");
@@ -235,11 +235,11 @@ async fn enforcement_and_sealing_through_mosquitto() {
     // A plaintext will, a will outside the rights, and mallory's will made of the sensor's envelope: refused.
     let plaintext = b"plain will".to_vec();
     let elsewhere = seal("plant/paris/will", b"elsewhere");
-    let mallory_will = common::token(&mallory_id, "mallory-w");
+    let mallory_will = common::token(&mallory_id, "mallory/w");
     for (client_id, username, token, topic, payload) in [
-        ("sensor-1-w3", "sensor-1", common::token(&sensor_id, "sensor-1-w3"), will_topic, &plaintext),
-        ("sensor-1-w4", "sensor-1", common::token(&sensor_id, "sensor-1-w4"), "plant/paris/will", &elsewhere),
-        ("mallory-w", "mallory", mallory_will, "plant/berlin/line1/temp", &envelope),
+        ("sensor-1/w3", "sensor-1", common::token(&sensor_id, "sensor-1/w3"), will_topic, &plaintext),
+        ("sensor-1/w4", "sensor-1", common::token(&sensor_id, "sensor-1/w4"), "plant/paris/will", &elsewhere),
+        ("mallory/w", "mallory", mallory_will, "plant/berlin/line1/temp", &envelope),
     ] {
         let will = Will { topic, payload, qos: 1, retain: false };
         let packet = common::connect_packet(client_id, Some(username), Some(token.as_bytes()), Some(&will));
@@ -249,7 +249,7 @@ async fn enforcement_and_sealing_through_mosquitto() {
     }
     // A legacy client's plaintext will is sealed by the broker.
     let legacy_connect = common::connect_packet(
-        "meter-1",
+        "legacy:meter-1",
         Some("meter-1"),
         Some(LEGACY_PASSWORD.as_bytes()),
         Some(&Will { topic: "legacy/meter-1/status", payload: b"meter offline", qos: 1, retain: false }),
@@ -268,7 +268,7 @@ async fn enforcement_and_sealing_through_mosquitto() {
 
     // A wrong legacy password (late: the gate refuses a username for a second after a failure).
     let output =
-        broker.publish(&["-i", "meter-1", "-u", "meter-1", "-P", "wrong", "-t", "legacy/meter-1/x", "-m", "x"]);
+        broker.publish(&["-i", "legacy:meter-1", "-u", "meter-1", "-P", "wrong", "-t", "legacy/meter-1/x", "-m", "x"]);
     assert!(stderr(&output).contains("not authorised"), "{}", stderr(&output));
 
     // --- SUBSCRIBE: anonymous clients only within their filters.
@@ -326,7 +326,7 @@ async fn a_flood_from_one_client_does_not_stop_the_others() {
     let broker = Mosquitto::start(&gate_toml(&world, false));
     let addr = broker.addr();
     // With anonymous access off, a CONNECT without credentials is refused (CONNACK 5, not authorised).
-    assert_eq!(raw_connect(addr, &common::connect_packet("nobody", None, None, None)).1, 5);
+    assert_eq!(raw_connect(addr, &common::connect_packet("anon:nobody", None, None, None)).1, 5);
 
     let config = ClientConfig::new("127.0.0.1", broker.port);
     let (op, mut op_rx) = SmqttClient::connect(world.identity("op-1"), &config).expect("connect op");
@@ -335,10 +335,10 @@ async fn a_flood_from_one_client_does_not_stop_the_others() {
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     let flooder = world.identity("sensor-1");
-    let token = common::token(&flooder, "flooder");
+    let token = common::token(&flooder, "sensor-1/flooder");
     let flood = std::thread::spawn(move || {
-        let (mut stream, rc) =
-            raw_connect(addr, &common::connect_packet("flooder", Some("sensor-1"), Some(token.as_bytes()), None));
+        let packet = common::connect_packet("sensor-1/flooder", Some("sensor-1"), Some(token.as_bytes()), None);
+        let (mut stream, rc) = raw_connect(addr, &packet);
         assert_eq!(rc, 0);
         let started = Instant::now();
         let mut sent = 0u64;

@@ -1,8 +1,8 @@
 """Third-party client check: python paho-mqtt (from PyPI) against smqtt-broker.
 
 Usage: paho_client.py HOST PORT. Keep-alive 0, wildcards, QoS 0 and 1, a retained message for a late
-subscriber, a will that fires on a broken connection, and a denied subscription. Exit 0 on success, 1 with a
-message on failure.
+subscriber, a will that fires on a broken connection, a denied subscription, and a client without a client id.
+Exit 0 on success, 1 with a message on failure.
 """
 import sys
 import threading
@@ -15,7 +15,9 @@ TIMEOUT = 10
 
 
 def client(name, keepalive=60, will=None):
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv311)
+    # Anonymous clients connect with client ids in their own space, "anon:…", or none at all.
+    client_id = "anon:" + name if name else ""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
     c.received = []
     c.granted = []
     c.got = threading.Condition()
@@ -81,13 +83,17 @@ if qos != 1:
 late = client("paho-late")
 late.subscribe("paho/r", 1)
 wait(late, "retained message", lambda: any(t == "paho/r" and r for t, _, _, r in late.received))
+# No client id (clean session): the broker names the anonymous client itself.
+noid = client("")
+noid.subscribe("paho/r", 1)
+wait(noid, "retained message without a client id", lambda: any(t == "paho/r" for t, _, _, _ in noid.received))
 
 # Break the publisher's connection without DISCONNECT: the will fires.
 pub.loop_stop()
 pub.socket().close()
 wait(sub, "will", lambda: any(t == "paho/will" and p == b"pub vanished" for t, p, _, _ in sub.received))
 
-for c in (sub, late):
+for c in (sub, late, noid):
     c.disconnect()
     c.loop_stop()
 print("paho_client: ok", flush=True)

@@ -118,15 +118,26 @@ pub async fn raw4(
     login: Option<(&str, &str)>,
     will: Option<rumqttc::LastWill>,
 ) -> (rumqttc::AsyncClient, tokio::sync::mpsc::Receiver<Seen4>) {
+    let mut options = options4(addr, id, login);
+    if let Some(will) = will {
+        options.set_last_will(will);
+    }
+    raw4_with(options)
+}
+
+/// The options [`raw4`] uses, to adjust before [`raw4_with`].
+pub fn options4(addr: SocketAddr, id: &str, login: Option<(&str, &str)>) -> rumqttc::MqttOptions {
     let mut options = rumqttc::MqttOptions::new(id, "127.0.0.1", addr.port());
     options.set_max_packet_size(1 << 20, 1 << 20);
     options.set_keep_alive(Duration::from_secs(30));
     if let Some((user, password)) = login {
         options.set_credentials(user, password);
     }
-    if let Some(will) = will {
-        options.set_last_will(will);
-    }
+    options
+}
+
+/// A raw MQTT 3.1.1 client with `options` (call from inside the tokio runtime).
+pub fn raw4_with(options: rumqttc::MqttOptions) -> (rumqttc::AsyncClient, tokio::sync::mpsc::Receiver<Seen4>) {
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(async move {
@@ -161,6 +172,8 @@ pub enum Seen5 {
     Publish(rumqttc::v5::mqttbytes::v5::Publish),
     SubAck(rumqttc::v5::mqttbytes::v5::SubAck),
     PubAck(rumqttc::v5::mqttbytes::v5::PubAck),
+    /// The assigned client identifier of the CONNACK just seen (only when the CONNACK carries one).
+    Assigned(String),
     Refused(rumqttc::v5::mqttbytes::v5::ConnectReturnCode),
     Closed(String),
 }
@@ -183,7 +196,16 @@ pub async fn raw5(
     tokio::spawn(async move {
         loop {
             let seen = match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(a))) => Seen5::ConnAck(a.code),
+                Ok(Event::Incoming(Packet::ConnAck(a))) => {
+                    let assigned = a.properties.and_then(|p| p.assigned_client_identifier);
+                    if tx.send(Seen5::ConnAck(a.code)).await.is_err() {
+                        return;
+                    }
+                    match assigned {
+                        Some(id) => Seen5::Assigned(id),
+                        None => continue,
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => Seen5::Publish(p),
                 Ok(Event::Incoming(Packet::SubAck(s))) => Seen5::SubAck(s),
                 Ok(Event::Incoming(Packet::PubAck(a))) => Seen5::PubAck(a),

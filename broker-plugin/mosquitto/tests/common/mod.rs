@@ -135,9 +135,10 @@ impl Drop for Mosquitto {
 /// The `mosquitto.conf` for the plugin with gate configuration `gate_toml`.
 pub fn mosquitto_conf(port: u16, plugin: &Path, gate_toml: &Path, metrics: Option<SocketAddr>) -> String {
     // `user root`: the plugin is loaded after mosquitto drops root privileges (to user `mosquitto`), and the
-    // temporary directories here are private; for a non-root run the line has no effect.
+    // temporary directories here are private; for a non-root run the line has no effect. `auto_id_prefix anon:`:
+    // anonymous clients that send no client id are named inside their space (the README's configuration).
     let mut conf = format!(
-        "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npersistence false\nlog_dest stderr\n\
+        "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\nauto_id_prefix anon:\npersistence false\nlog_dest stderr\n\
          plugin {}\nplugin_opt_config {}\n",
         plugin.display(),
         gate_toml.display()
