@@ -12,6 +12,7 @@
 //! [epochs]
 //! rotation_interval_secs = 86400           # 0: only on demand
 //! revocation = "immediate"                 # or "next-rotation": revoked devices are refused at once either way
+//! # statement_file = "epoch.statement"     # serve keeps the signed statement of the current epoch here
 //!
 //! [credentials]
 //! lifetime_secs = 172800                   # credentials outlive their epoch by a margin; renewal is per epoch
@@ -105,11 +106,15 @@ pub struct EpochConfig {
     /// See [`Revocation`].
     #[serde(default)]
     pub revocation: Revocation,
+    /// Where `serve` keeps the signed statement of the current epoch (`smqtt-epoch1.…`, one line), for brokers
+    /// to follow: written atomically (mode 0644) at start and after every epoch change.
+    #[serde(default)]
+    pub statement_file: Option<PathBuf>,
 }
 
 impl Default for EpochConfig {
     fn default() -> Self {
-        EpochConfig { rotation_interval_secs: 0, revocation: Revocation::Immediate }
+        EpochConfig { rotation_interval_secs: 0, revocation: Revocation::Immediate, statement_file: None }
     }
 }
 
@@ -240,7 +245,9 @@ impl Config {
             }
         };
         absolute(&mut config.data_dir);
-        for p in [&mut config.unseal.passphrase_file, &mut config.unseal.key_file].into_iter().flatten() {
+        let relative =
+            [&mut config.unseal.passphrase_file, &mut config.unseal.key_file, &mut config.epochs.statement_file];
+        for p in relative.into_iter().flatten() {
             absolute(p);
         }
         if let Some(tls) = &mut config.tls {

@@ -63,6 +63,22 @@ pub enum Error {
     /// Cryptographic failure issuing a key (should not happen with valid state).
     #[error("key issuance failed: {0}")]
     Crypto(String),
+    /// A row that decides what a device or administrator may hold or do does not match its MAC, or rows were
+    /// deleted, added or rolled back: the database was changed outside the authority. Nothing is served from
+    /// it (see `store::integrity`).
+    #[error("database integrity: table {table} row {row}: {problem}; the database was changed outside the authority, refusing to use it")]
+    Integrity {
+        /// The table.
+        table: &'static str,
+        /// The row's primary key (`*` when the problem is with the table as a whole).
+        row: String,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// The store was opened without the authority's secrets (offline `audit verify`): it can neither change
+    /// state nor authenticate rows.
+    #[error("the database was opened without the authority's secrets: read-only, rows cannot be authenticated")]
+    ReadOnly,
 }
 
 impl Error {

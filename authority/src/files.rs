@@ -31,3 +31,60 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub(crate) fn restrict(path: &Path, mode: u32) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, &e))
 }
+
+/// Replaces `path` atomically with `bytes` (mode `mode`): a temporary file in the same folder, written and
+/// fsynced, renamed over `path`, and the folder fsynced. Readers see the old content or the new, never a part.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Io { path: path.display().to_string(), message: "not a file name".into() })?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let temp = folder.join(temp_name);
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&temp)?;
+        // The mode of a new file is masked by the umask: set it exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(folder)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::io(path, &e));
+    }
+    Ok(())
+}
+
+/// Writes epoch statement `text` (one line) to `path` atomically, mode 0644 — how `serve` keeps
+/// `[epochs] statement_file` and how `smqtt-authority epoch statement -o` writes.
+///
+/// # Errors
+/// [`Error::Io`].
+pub fn write_statement(path: &Path, text: &str) -> Result<()> {
+    write_atomic(path, format!("{}\n", text.trim()).as_bytes(), 0o644)
+}
+
+/// The authority's verifying key from `authority.pub` in `data_dir`.
+///
+/// # Errors
+/// [`Error::Io`], [`Error::Config`] for a file that is not one base64 Ed25519 key.
+pub fn read_verifying_key(data_dir: &Path) -> Result<smqtt_wire::VerifyingKey> {
+    use base64::Engine as _;
+    let key_path = data_dir.join(crate::VERIFYING_KEY_FILE);
+    let text = std::fs::read_to_string(&key_path).map_err(|e| Error::io(&key_path, &e))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| Error::Config(format!("{} is not base64", key_path.display())))?;
+    let bytes: [u8; 32] =
+        bytes.try_into().map_err(|_| Error::Config(format!("{} is not a 32-byte key", key_path.display())))?;
+    smqtt_wire::VerifyingKey::from_bytes(&bytes).map_err(|e| Error::Config(format!("{}: {e}", key_path.display())))
+}

@@ -46,6 +46,7 @@ pub use config::{
     Config, CredentialConfig, EnrollmentConfig, EpochConfig, Limits, Revocation, TlsConfig, UnsealConfig,
 };
 pub use error::{Error, Result};
+pub use files::{read_verifying_key, write_statement};
 pub use http::{router, serve, serve_tls, ApiError, AppState, Metrics, RateLimiter, OPENAPI};
 pub use sealed::{seal, unseal, Secrets, UnsealWith};
 pub use service::{epoch_attribute, init, Authority};

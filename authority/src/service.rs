@@ -13,19 +13,18 @@ use smqtt_authority_api::{
     PublicParams, Revoked,
 };
 use smqtt_wire::{
-    enrollment_signing_bytes, seal_to, CredentialBody, DeviceId, KeyRequest, TopicFilter, VerifyingKey, ENROLL_DOMAIN,
+    enrollment_signing_bytes, enrollment_token, seal_to, CredentialBody, DeviceId, EpochBody, KeyDelivery, KeyRequest,
+    TopicFilter, VerifyingKey, ENROLL_DOMAIN,
 };
 
 use crate::audit::{Action, Verification};
 use crate::config::{Config, Revocation};
 use crate::error::{Error, Result};
 use crate::sealed::Secrets;
-use crate::store::{DeviceRecord, DeviceStatus, Epoch, Store, TokenHash};
+use crate::store::{DeviceRecord, DeviceStatus, Enrollment, Epoch, Store, TokenHash};
 
 /// Most topic filters one device may hold.
 const MAX_PUBLISH_FILTERS: usize = 64;
-/// Prefix of enrollment tokens (recognisable in logs and secret scanners).
-const ENROLL_TOKEN_PREFIX: &str = "smqtt-enroll-";
 /// Prefix of admin tokens.
 const ADMIN_TOKEN_PREFIX: &str = "smqtt-admin-";
 
@@ -36,6 +35,10 @@ pub struct Authority {
     verifying_key: VerifyingKey,
     store: Arc<dyn Store>,
     config: Config,
+    /// The FAME parameter set's id, signed into epoch statements and key deliveries.
+    params_id: [u8; 32],
+    /// Serialises writes of the statement file, each of the epoch current when it is written.
+    statement_file: std::sync::Mutex<()>,
 }
 
 impl core::fmt::Debug for Authority {
@@ -51,6 +54,10 @@ pub fn epoch_attribute(n: u64) -> String {
 
 fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn new_token<R: RngCore + CryptoRng>(prefix: &str, rng: &mut R) -> Result<String> {
@@ -97,7 +104,16 @@ impl Authority {
     pub fn new(secrets: Secrets, store: Arc<dyn Store>, config: Config) -> Authority {
         let signing_key = Arc::new(smqtt_wire::SigningKey::from_bytes(&secrets.signing_key.to_bytes()));
         let verifying_key = signing_key.verifying_key();
-        Authority { secrets, signing_key, verifying_key, store, config }
+        let params_id = *secrets.public_key.id().as_bytes();
+        Authority {
+            secrets,
+            signing_key,
+            verifying_key,
+            store,
+            config,
+            params_id,
+            statement_file: std::sync::Mutex::new(()),
+        }
     }
 
     /// Unseals the secrets in `config.data_dir` and opens its SQLite database.
@@ -137,22 +153,52 @@ impl Authority {
         &self.store
     }
 
-    fn epoch_info(&self, epoch: Epoch) -> EpochInfo {
+    /// The signed statement of `epoch`, made at `now`.
+    fn statement(&self, epoch: Epoch, now: u64) -> String {
+        EpochBody { epoch: epoch.number, started_at: epoch.started_at, issued_at: now, params_id: self.params_id }
+            .sign(&self.signing_key)
+    }
+
+    fn epoch_info(&self, epoch: Epoch, now: u64) -> EpochInfo {
         let interval = self.config.epochs.rotation_interval_secs;
         EpochInfo {
             epoch: epoch.number,
             attribute: epoch_attribute(epoch.number),
             started_at: epoch.started_at,
             next_rotation_at: (interval > 0).then(|| epoch.started_at.saturating_add(interval)),
+            statement: self.statement(epoch, now),
         }
     }
 
-    /// The current epoch.
+    /// The current epoch, with its statement signed now.
     ///
     /// # Errors
     /// Storage errors.
     pub fn epoch(&self) -> Result<EpochInfo> {
-        Ok(self.epoch_info(self.store.epoch()?))
+        Ok(self.epoch_info(self.store.epoch()?, now_unix()))
+    }
+
+    /// Writes the statement of the current epoch to `[epochs] statement_file`, if one is configured, atomically
+    /// (temporary file, fsync, rename; mode 0644). `serve` calls it at start; rotations and revocations that
+    /// advance the epoch call it after they commit. Returns the path written.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; storage errors.
+    pub fn write_statement_file(&self) -> Result<Option<&Path>> {
+        let Some(path) = self.config.epochs.statement_file.as_deref() else { return Ok(None) };
+        // Under the lock and read afresh: of two concurrent rotations, the one that writes last writes the newer.
+        let _guard = self.statement_file.lock().map_err(|_| Error::Storage("statement lock poisoned".into()))?;
+        let text = self.statement(self.store.epoch()?, now_unix());
+        crate::files::write_statement(path, &text)?;
+        Ok(Some(path))
+    }
+
+    /// After an epoch change committed: the statement file follows. A failure is logged, not returned — the
+    /// change happened, and a failed answer would invite a second rotation.
+    fn epoch_changed(&self) {
+        if let Err(error) = self.write_statement_file() {
+            tracing::error!(%error, "the epoch changed but the statement file could not be written");
+        }
     }
 
     /// Public parameters.
@@ -212,7 +258,10 @@ impl Authority {
         if ttl == 0 || ttl > 30 * 86_400 {
             return Err(Error::Invalid("token_ttl_secs must be between 1 and 2592000".into()));
         }
-        let token = new_token(ENROLL_TOKEN_PREFIX, &mut OsRng)?;
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        OsRng.try_fill_bytes(secret.as_mut()).map_err(|_| Error::Rng)?;
+        // Pins the authority key, so that the device can check every later answer against it.
+        let token = enrollment_token(&secret, &self.verifying_key);
         let record = DeviceRecord {
             id: id.as_str().to_owned(),
             attributes: attributes.to_string(),
@@ -254,7 +303,10 @@ impl Authority {
         let advance = self.config.epochs.revocation == Revocation::Immediate;
         let audit = Action::new(actor, "device.revoke", id).detail(format!("advance_epoch={advance}"));
         let (device, epoch) = self.store.revoke(id, advance, &audit, now)?;
-        Ok(Revoked { device: to_api_device(&device), epoch: self.epoch_info(epoch), epoch_advanced: advance })
+        if advance {
+            self.epoch_changed();
+        }
+        Ok(Revoked { device: to_api_device(&device), epoch: self.epoch_info(epoch, now), epoch_advanced: advance })
     }
 
     /// Advances the epoch.
@@ -267,7 +319,9 @@ impl Authority {
             return Err(Error::Invalid("reason: at most 256 bytes".into()));
         }
         let audit = Action::new(actor, "epoch.rotate", "").detail(format!("reason={reason}"));
-        Ok(self.epoch_info(self.store.rotate(&audit, now)?))
+        let epoch = self.store.rotate(&audit, now)?;
+        self.epoch_changed();
+        Ok(self.epoch_info(epoch, now))
     }
 
     /// Rotates if the periodic interval has passed; returns the new epoch if it did.
@@ -320,14 +374,16 @@ impl Authority {
         device_key
             .verify(ENROLL_DOMAIN, &enrollment_signing_bytes(&request.token, &device_key), &signature)
             .map_err(|_| Error::Unauthorized("enrollment signature does not verify"))?;
-        let audit = |d: &DeviceRecord| {
-            Action::new(format!("device:{}", d.id), "device.enroll", d.id.clone())
+        let audit = |d: &DeviceRecord, retry: bool| {
+            let action = if retry { "device.enroll.retry" } else { "device.enroll" };
+            Action::new(format!("device:{}", d.id), action, d.id.clone())
                 .detail(format!("device_key={}", device_key.fingerprint()))
         };
-        let device = self.store.enroll(&hash_token(&request.token), &key_bytes, &audit, now)?;
-        let epoch = self.store.epoch()?;
+        // The epoch is the one read in the enrollment's transaction.
+        let Enrollment { device, epoch, .. } =
+            self.store.enroll(&hash_token(&request.token), &key_bytes, &audit, now)?;
         let credential = self.credential(&device, epoch, now)?;
-        Ok(Enrolled { device_id: device.id, credential: B64.encode(credential), epoch: self.epoch_info(epoch) })
+        Ok(Enrolled { device_id: device.id, credential: B64.encode(credential), epoch: self.epoch_info(epoch, now) })
     }
 
     /// Issues the device's attribute key for the current epoch, sealed to the request's reply key.
@@ -340,14 +396,13 @@ impl Authority {
         let nonce: [u8; 16] = decode_fixed("nonce", &request.nonce)?;
         let reply_key: [u8; 32] = decode_fixed("reply_key", &request.reply_key)?;
         let signature: [u8; 64] = decode_fixed("signature", &request.signature)?;
-        let unauthorized = Error::Unauthorized("unknown device or bad signature");
-        let device =
-            self.store.device(device_id.as_str())?.ok_or(Error::Unauthorized("unknown device or bad signature"))?;
-        let device_key = device.device_key.ok_or(unauthorized)?;
+        let unauthorized = || Error::Unauthorized("unknown device or bad signature");
+        let device = self.store.device(device_id.as_str())?.ok_or_else(unauthorized)?;
+        let device_key_bytes = device.device_key.ok_or_else(unauthorized)?;
         let device_key =
-            VerifyingKey::from_bytes(&device_key).map_err(|e| Error::Storage(format!("device key: {e}")))?;
+            VerifyingKey::from_bytes(&device_key_bytes).map_err(|e| Error::Storage(format!("device key: {e}")))?;
         let signed = KeyRequest { device_id: device_id.clone(), timestamp: request.timestamp, nonce, reply_key };
-        signed.verify(&device_key, &signature).map_err(|_| Error::Unauthorized("unknown device or bad signature"))?;
+        signed.verify(&device_key, &signature).map_err(|_| unauthorized())?;
         if device.status == DeviceStatus::Revoked {
             return Err(Error::Revoked);
         }
@@ -355,11 +410,15 @@ impl Authority {
         if request.timestamp.abs_diff(now) > skew {
             return Err(Error::Stale);
         }
-        let epoch = self.store.epoch()?;
-        let audit = Action::new(format!("device:{}", device.id), "key.issue", device.id.clone())
-            .detail(format!("epoch={}", epoch.number));
-        // Recorded (nonce + audit entry) before the key exists: a key is never handed out unaudited.
-        self.store.record_key_request(&device.id, &nonce, &audit, now, now.saturating_sub(2 * skew + 1))?;
+        // One transaction checks the device again (not revoked, same key), reads the epoch, uses the nonce and
+        // writes the audit entry: the key is never handed out unaudited, and never for an epoch at or after the
+        // device's revocation (a revocation commits before this — refused — or after — an older epoch).
+        let audit = |d: &DeviceRecord, epoch: Epoch| {
+            Action::new(format!("device:{}", d.id), "key.issue", d.id.clone()).detail(format!("epoch={}", epoch.number))
+        };
+        let forget_before = now.saturating_sub(2 * skew + 1);
+        let (device, epoch) =
+            self.store.begin_key_issue(device_id.as_str(), &device_key_bytes, &nonce, &audit, now, forget_before)?;
         let mut items: Vec<KeyAttribute> = AttributeSet::parse(&device.attributes)
             .map_err(|e| Error::Storage(format!("stored attributes: {e}")))?
             .iter()
@@ -375,10 +434,12 @@ impl Authority {
         let sealed = seal_to(&reply_key, &signed.signing_bytes(), &user_key.to_bytes(), &mut OsRng)
             .map_err(|e| Error::Invalid(format!("reply_key: {e}")))?;
         let credential = self.credential(&device, epoch, now)?;
+        let delivery = KeyDelivery::new(&signed, epoch.number, &self.params_id, &sealed, &credential);
         Ok(IssuedKey {
-            epoch: self.epoch_info(epoch),
-            sealed_key: B64.encode(sealed),
-            credential: B64.encode(credential),
+            epoch: self.epoch_info(epoch, now),
+            sealed_key: B64.encode(&sealed),
+            credential: B64.encode(&credential),
+            delivery_signature: B64.encode(delivery.sign(&self.signing_key)),
         })
     }
 
@@ -444,6 +505,7 @@ pub fn init<R: RngCore + CryptoRng>(
     let db_path = data_dir.join(crate::DATABASE_FILE);
     let store = crate::store::SqliteStore::open(&db_path, Some(signer))?;
     crate::files::restrict(&db_path, 0o600)?;
+    // `initialise` adds the marker that this database has row MACs from its start.
     store.initialise(
         &Action::new("cli", "authority.init", "").detail(format!("verifying_key={}", verifying_key.fingerprint())),
         now,

@@ -69,8 +69,52 @@ fn enrollment_tokens_work_once_and_expire() {
         t.anonymous().enroll(&short.enrollment_token, &other),
         Err(ClientError::Http { status: 401, .. })
     ));
-    assert!(matches!(t.anonymous().enroll("smqtt-enroll-made-up", &other), Err(ClientError::Http { status: 401, .. })));
+    // A made-up token that pins the right authority gets to the authority, and is refused there.
+    let made_up = smqtt_wire::enrollment_token(&[7; 32], &t.authority.verifying_key());
+    assert!(matches!(t.anonymous().enroll(&made_up, &other), Err(ClientError::Http { status: 401, .. })));
     assert_eq!(t.admin().show_device("s2").expect("show").status, "pending");
+}
+
+/// The answer to an enrollment was lost (the client timed out, the authority crashed after committing): the
+/// device retries with the same token and the same key and gets a credential again — never `invalid_token`.
+/// Anyone else holding the token, with another key, still gets nothing.
+#[test]
+fn an_enrollment_retried_after_a_lost_answer_gets_its_credential_again() {
+    let t = common::start(|_| {});
+    let created = t
+        .admin()
+        .add_device(&NewDevice {
+            device_id: "r1".into(),
+            attributes: "role:sensor".into(),
+            publish: vec!["r/#".into()],
+            token_ttl_secs: None,
+        })
+        .expect("add");
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    let first = t.anonymous().enroll(&created.enrollment_token, &key).expect("first enrollment");
+    for _ in 0..2 {
+        let again = t.anonymous().enroll(&created.enrollment_token, &key).expect("retry with the same key");
+        assert_eq!(again.body().device_id.as_str(), "r1");
+        assert_eq!(again.body().device_key, key.verifying_key());
+        assert_eq!(again.body().epoch, first.body().epoch);
+    }
+    let thief = SigningKey::generate(&mut rand_core::OsRng);
+    match t.anonymous().enroll(&created.enrollment_token, &thief) {
+        Err(ClientError::Http { status: 401, code, .. }) => assert_eq!(code, "invalid_token"),
+        r => panic!("token reused with another key: {r:?}"),
+    }
+    // The device keeps the key it enrolled with; the retries are audited as such.
+    let shown = t.admin().show_device("r1").expect("show");
+    assert_eq!(shown.device_key, Some(B64.encode(key.verifying_key().to_bytes())));
+    let log = t.admin().audit(100).expect("audit");
+    let count = |action: &str| log.entries.iter().filter(|e| e.action == action && e.subject == "r1").count();
+    assert_eq!((count("device.enroll"), count("device.enroll.retry")), (1, 2));
+    // Revoked since: the retry is refused as revoked (the caller proved it holds the device key).
+    t.admin().revoke_device("r1").expect("revoke");
+    match t.anonymous().enroll(&created.enrollment_token, &key) {
+        Err(ClientError::Http { status: 403, code, .. }) => assert_eq!(code, "device_revoked"),
+        r => panic!("revoked device re-enrolled: {r:?}"),
+    }
 }
 
 #[test]
@@ -314,4 +358,32 @@ fn openapi_document_matches_the_routes() {
         }
     }
     assert_eq!(documented.len(), 14, "{documented:?}");
+
+    // The schemas name every field the answers carry and require the ones always there (`statement` in every
+    // epoch, `delivery_signature` with every key).
+    let schemas = &doc["components"]["schemas"];
+    let fits = |schema: &str, answer: &serde_json::Value| {
+        let properties = schemas[schema]["properties"].as_object().expect("properties");
+        let fields = answer.as_object().expect("an object");
+        for field in fields.keys() {
+            assert!(properties.contains_key(field), "{schema}.{field} is not documented");
+        }
+        for required in schemas[schema]["required"].as_array().expect("required") {
+            let required = required.as_str().expect("name");
+            assert!(fields.contains_key(required), "{schema}.{required} is required but missing: {answer}");
+        }
+    };
+    let (_, epoch) = t.raw("GET", "/v1/epoch", None, b"", None);
+    let epoch: serde_json::Value = serde_json::from_str(&epoch).expect("json");
+    fits("EpochInfo", &epoch);
+    assert!(epoch["statement"].as_str().is_some_and(|s| s.starts_with("smqtt-epoch1.")), "{epoch}");
+    let (id, key) = t.enrolled_device("o1", "role:sensor", &[]);
+    let body = serde_json::to_vec(&key_request(&id, &key, common::now())).expect("json");
+    let (status, issued) = t.raw("POST", "/v1/keys", Some("application/json"), &body, None);
+    assert_eq!(status, 200, "{issued}");
+    let issued: serde_json::Value = serde_json::from_str(&issued).expect("json");
+    fits("IssuedKey", &issued);
+    fits("EpochInfo", &issued["epoch"]);
+    assert!(schemas["EpochInfo"]["required"].as_array().expect("r").iter().any(|r| r == "statement"));
+    assert!(schemas["IssuedKey"]["required"].as_array().expect("r").iter().any(|r| r == "delivery_signature"));
 }

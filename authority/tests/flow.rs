@@ -146,3 +146,83 @@ fn devices_are_validated_listed_and_shown() {
     assert!(matches!(admin.show_device("nobody"), Err(ClientError::Http { status: 404, .. })));
     assert_eq!(admin.list_devices().expect("list").devices.len(), 1);
 }
+
+/// `[epochs] statement_file`: written at start, and after every epoch change — manual rotation, a revocation
+/// that advances the epoch, the periodic scheduler — atomically, mode 0644, signed by the authority.
+#[test]
+fn the_statement_file_follows_every_epoch_change() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = common::start(|c| c.epochs.statement_file = Some(c.data_dir.with_file_name("epoch.statement")));
+    let path = t.dir.path().join("epoch.statement");
+    let vk = t.authority.verifying_key();
+    let params = t.anonymous().params().expect("params");
+    let read = || -> Option<smqtt_wire::VerifiedEpoch> {
+        let text = std::fs::read_to_string(&path).ok()?;
+        assert!(text.ends_with('\n') && text.trim().lines().count() == 1, "{text:?}");
+        Some(smqtt_wire::EpochStatement::parse(&text).and_then(|s| s.verify(&vk)).expect("verifies"))
+    };
+    let wait_for = |epoch: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if read().map(|s| s.epoch()) == Some(epoch) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the statement file never showed epoch {epoch}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for(1);
+    let first = read().expect("statement");
+    assert_eq!(first.params_id(), params.public_key.id().as_bytes());
+    let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o644, "mode {mode:o}");
+    // Written before the API answers.
+    assert_eq!(t.admin().rotate_epoch(Some("test".into())).expect("rotate").epoch, 2);
+    assert_eq!(read().expect("statement").epoch(), 2);
+    t.enrolled_device("dora", "role:sensor", &[]);
+    assert_eq!(t.admin().revoke_device("dora").expect("revoke").epoch.epoch, 3);
+    assert_eq!(read().expect("statement").epoch(), 3);
+    // No temporary files left behind.
+    let names: Vec<_> =
+        std::fs::read_dir(t.dir.path()).expect("dir").filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+
+    // The periodic scheduler.
+    let t = common::start(|c| {
+        c.epochs.statement_file = Some(c.data_dir.with_file_name("epoch.statement"));
+        c.epochs.rotation_interval_secs = 1;
+    });
+    let path = t.dir.path().join("epoch.statement");
+    let vk = t.authority.verifying_key();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let shown = smqtt_wire::EpochStatement::parse(&text).and_then(|s| s.verify(&vk)).map(|s| s.epoch());
+        if shown.is_ok_and(|e| e >= 2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the scheduler's rotation never reached the statement file");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Every answer that names an epoch carries its statement, signed by the authority, naming the parameter set.
+#[test]
+fn epoch_answers_carry_the_signed_statement() {
+    let t = common::start(|_| {});
+    let vk = t.authority.verifying_key();
+    let params = t.anonymous().params().expect("params");
+    let check = |info: &smqtt_authority_api::EpochInfo| {
+        let verified = smqtt_wire::EpochStatement::parse(&info.statement).and_then(|s| s.verify(&vk)).expect("signed");
+        assert_eq!((verified.epoch(), verified.body().started_at), (info.epoch, info.started_at));
+        assert_eq!(verified.params_id(), params.public_key.id().as_bytes());
+    };
+    check(&t.anonymous().epoch().expect("epoch"));
+    check(&params.epoch);
+    check(&t.admin().rotate_epoch(None).expect("rotate"));
+    let (id, key) = t.enrolled_device("eve", "role:sensor", &[]);
+    let params = t.anonymous().params().expect("params");
+    let keys = t.anonymous().request_key(&params, &id, &key, &mut rand_core::OsRng).expect("key");
+    check(&keys.epoch);
+    check(&t.admin().revoke_device("eve").expect("revoke").epoch);
+}

@@ -16,6 +16,8 @@ struct Setup {
     data: PathBuf,
     key: PathBuf,
     config: PathBuf,
+    /// What `init` printed.
+    init_out: String,
 }
 
 fn setup(extra_config: &str) -> Setup {
@@ -30,7 +32,7 @@ fn setup(extra_config: &str) -> Setup {
         format!("data_dir = \"data\"\nlisten = \"127.0.0.1:0\"\n[unseal]\nkey_file = \"unseal.key\"\n[limits]\nrate_per_sec = 0\n{extra_config}"),
     )
     .expect("config");
-    Setup { dir, data, key, config }
+    Setup { dir, data, key, config, init_out: String::from_utf8_lossy(&out.stdout).into_owned() }
 }
 
 fn s(p: &Path) -> &str {
@@ -91,7 +93,7 @@ fn stderr_line(out: &Output) -> String {
 
 #[test]
 fn cli_administers_a_running_authority() {
-    let setup = setup("");
+    let setup = setup("[epochs]\nstatement_file = \"epoch.statement\"\n");
     // init refuses to overwrite.
     let again = run(&["init", "--data", s(&setup.data), "--key-file", s(&setup.key)], &[]);
     assert_eq!(again.status.code(), Some(2));
@@ -124,10 +126,46 @@ fn cli_administers_a_running_authority() {
 
     let out = run(&["device", "list"], &env);
     assert!(String::from_utf8_lossy(&out.stdout).contains("sensor-1  enrolled"));
+
+    // `init` and `device add` print the authority key fingerprint, to be compared out of band.
+    let vk = smqtt_authority::read_verifying_key(&setup.data).expect("authority.pub");
+    assert!(setup.init_out.contains(&format!("authority key {}", vk.fingerprint())), "{}", setup.init_out);
+    let out = run(&["device", "add", "sensor-2", "--attrs", "role:sensor"], &env);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("authority key {} (pinned in the token)", vk.fingerprint())), "{text}");
+
+    // `epoch statement`: printed, or written atomically, once verified (against the API's key or `--data`'s).
+    let out = run(&["epoch", "statement"], &env);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let verified = smqtt_wire::EpochStatement::parse(&printed).and_then(|s| s.verify(&vk)).expect("verifies");
+    assert_eq!(verified.epoch(), 1);
+    let file = setup.dir.path().join("out").join("epoch.statement");
+    std::fs::create_dir(file.parent().expect("parent")).expect("mkdir");
+    let out = run(&["epoch", "statement", "-o", s(&file), "--data", s(&setup.data)], &env);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&vk.fingerprint()), "{out:?}");
+    let written = std::fs::read_to_string(&file).expect("written");
+    assert_eq!(smqtt_wire::EpochStatement::parse(&written).and_then(|s| s.verify(&vk)).expect("ok").epoch(), 1);
+    // Against another authority's key: refused, nothing written.
+    let other = self::setup("");
+    let out = run(&["epoch", "statement", "-o", s(&file), "--data", s(&other.data)], &env);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(stderr_line(&out).contains("does not verify"));
+    assert_eq!(std::fs::read_to_string(&file).expect("unchanged"), written);
+    // `serve` keeps `[epochs] statement_file` (here: epoch.statement next to the configuration).
+    let followed = setup.dir.path().join("epoch.statement");
+    let shown = || {
+        let text = std::fs::read_to_string(&followed).expect("statement file");
+        smqtt_wire::EpochStatement::parse(&text).and_then(|s| s.verify(&vk)).expect("verifies").epoch()
+    };
+    assert_eq!(shown(), 1);
     let out = run(&["epoch", "rotate", "--reason", "test"], &env);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("epoch 2 (epoch:2)"), "{out:?}");
+    assert_eq!(shown(), 2);
     let out = run(&["device", "revoke", "sensor-1"], &env);
     assert!(String::from_utf8_lossy(&out.stdout).contains("epoch advanced to 3"), "{out:?}");
+    assert_eq!(shown(), 3);
     let out = run(&["audit", "verify"], &env);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("audit chain ok"), "{out:?}");
 
@@ -213,8 +251,45 @@ fn tampering_with_the_audit_log_is_detected() {
     assert!(stderr_line(&out).contains("entry 3 missing"), "{out:?}");
 }
 
+/// With the authority stopped, a device row of its database is edited (`level = 2` → `level = 9`): `serve`, and
+/// every command that opens the database with the secrets, refuses it in one line naming the row. Put back,
+/// it serves again.
+#[test]
+fn a_device_row_edited_at_rest_is_refused_by_serve() {
+    let setup = setup("");
+    let token = admin_token(&setup);
+    let server = serve(&setup.config, &[]).expect("serve");
+    let env = [("SMQTT_ADMIN_TOKEN", token.as_str()), ("SMQTT_AUTHORITY_URL", server.url.as_str())];
+    let out = run(&["device", "add", "sensor-7", "--attrs", "role:sensor, level = 2"], &env);
+    assert!(out.status.success(), "{out:?}");
+    drop(server);
+
+    let db = rusqlite::Connection::open(setup.data.join("authority.db")).expect("db");
+    let edit = |from: &str, to: &str| {
+        let sql =
+            format!("UPDATE devices SET attributes = replace(attributes, '{from}', '{to}') WHERE id = 'sensor-7'");
+        assert_eq!(db.execute(&sql, []).expect("edit"), 1);
+    };
+    edit("level = 2", "level = 9");
+    let err = serve(&setup.config, &[]).err().expect("the edited database is refused");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("database integrity: table devices row sensor-7: does not match its MAC"), "{err}");
+    let out = run(&["admin-token", "create", "--data", s(&setup.data), "--key-file", s(&setup.key)], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_line(&out).contains("table devices row sensor-7"));
+    // Offline verification has no secrets: it checks the audit chain, and says that it cannot check the rows.
+    let out = run(&["audit", "verify", "--data", s(&setup.data)], &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("MACs need the secrets"), "{out:?}");
+    edit("level = 9", "level = 2");
+    let server = serve(&setup.config, &[]).expect("the genuine database serves");
+    let admin = Client::new(&server.url).with_admin_token(&token);
+    assert_eq!(admin.show_device("sensor-7").expect("show").attributes, "role:sensor, level = 2");
+}
+
 /// kill -9 in the middle of a burst of enrollments and key requests: after a restart every request that was
-/// answered with success is in the database, and the audit chain verifies.
+/// answered with success is in the database, the audit chain verifies, and every enrollment whose client saw
+/// a failure — committed or not before the kill — succeeds when retried with the same token and key.
 #[test]
 fn kill_during_a_burst_loses_no_acknowledged_request() {
     let setup = setup("");
@@ -237,22 +312,25 @@ fn kill_during_a_burst_loses_no_acknowledged_request() {
     let pending = Arc::new(Mutex::new(pending));
     let enrolled = Arc::new(Mutex::new(Vec::<String>::new()));
     let keys = Arc::new(Mutex::new(std::collections::HashMap::<String, usize>::new()));
+    let failed = Arc::new(Mutex::new(Vec::<(String, String, SigningKey)>::new()));
     let url = server.url.clone();
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (pending, enrolled, keys, params, url) =
-                (pending.clone(), enrolled.clone(), keys.clone(), params.clone(), url.clone());
+    // Workers 0–3 enroll and fetch keys; 4 and 5 only enroll, so that enrollments are in flight at the kill.
+    let workers: Vec<_> = (0..6)
+        .map(|worker| {
+            let (pending, enrolled, keys, params, url, failed) =
+                (pending.clone(), enrolled.clone(), keys.clone(), params.clone(), url.clone(), failed.clone());
             std::thread::spawn(move || {
                 let client = Client::new(&url);
                 loop {
                     let Some((id, token)) = pending.lock().expect("lock").pop() else { return };
                     let key = SigningKey::generate(&mut rand_core::OsRng);
                     if client.enroll(&token, &key).is_err() {
+                        failed.lock().expect("lock").push((id, token, key));
                         return; // the server is gone
                     }
                     enrolled.lock().expect("lock").push(id.clone());
                     let device = DeviceId::new(&id).expect("id");
-                    for _ in 0..2 {
+                    for _ in 0..if worker < 4 { 2 } else { 0 } {
                         if client.request_key(&params, &device, &key, &mut rand_core::OsRng).is_err() {
                             return;
                         }
@@ -291,6 +369,23 @@ fn kill_during_a_burst_loses_no_acknowledged_request() {
         let logged = log.entries.iter().filter(|e| e.action == "key.issue" && &e.subject == id).count();
         assert!(logged >= *count, "{id}: {count} keys acknowledged, {logged} audited");
     }
+    // The enrollments in flight at the kill: the client saw a failure, the authority may have committed. The same
+    // token and key succeed either way (a retry, or the first enrollment); another key still gets nothing.
+    let failed = failed.lock().expect("lock");
+    assert!(!failed.is_empty(), "no enrollment was in flight at the kill");
+    let client = Client::new(&server.url);
+    for (id, token, key) in failed.iter() {
+        let credential = client.enroll(token, key).unwrap_or_else(|e| panic!("{id}: retry refused: {e}"));
+        assert_eq!(credential.body().device_id.as_str(), id);
+        let thief = SigningKey::generate(&mut rand_core::OsRng);
+        assert!(matches!(
+            client.enroll(token, &thief),
+            Err(smqtt_authority_api::ClientError::Http { status: 401, .. })
+        ));
+    }
+    let log = admin.audit(10_000).expect("audit");
+    let retried = log.entries.iter().filter(|e| e.action == "device.enroll.retry").count();
+    eprintln!("{} enrollments failed at the kill; {retried} of them had been committed (retries)", failed.len());
     assert!(admin.audit_verify().expect("verify").ok);
     let db = rusqlite::Connection::open(setup.data.join("authority.db")).expect("db");
     let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity");

@@ -100,9 +100,13 @@ pub(crate) fn device(command: DeviceCommand) -> Result<(), Failure> {
         DeviceCommand::Add { id, attrs, publish, token_ttl, conn } => {
             let request = NewDevice { device_id: id, attributes: attrs, publish, token_ttl_secs: token_ttl };
             let created = conn.client()?.add_device(&request).map_err(failure)?;
+            // The authority key the token pins, for the operator to compare with `init`'s out of band.
+            let pinned = smqtt_wire::enrollment_token_authority(&created.enrollment_token)
+                .map(|k| k.fingerprint())
+                .unwrap_or_else(|_| "none (the token pins no authority key)".into());
             conn.print(&created, |c| {
                 format!(
-                    "registered {}\nenrollment token (shown once, expires at {}):\n{}",
+                    "registered {}\nauthority key {pinned} (pinned in the token)\nenrollment token (shown once, expires at {}):\n{}",
                     c.device.device_id, c.token_expires_at, c.enrollment_token
                 )
             });
@@ -141,14 +145,63 @@ pub(crate) enum EpochCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Print the current epoch's signed statement (`smqtt-epoch1.…`), or write it atomically to a file, once it
+    /// verifies against the authority key.
+    Statement {
+        /// Write it to this file (temporary file, fsync, rename; mode 0644) instead of printing it.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Verify against `authority.pub` in this data directory [default: the key the API serves].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 pub(crate) fn epoch(command: EpochCommand) -> Result<(), Failure> {
     let (info, conn) = match command {
         EpochCommand::Show { conn } => (Client::new(&conn.url).epoch().map_err(failure)?, conn),
         EpochCommand::Rotate { reason, conn } => (conn.client()?.rotate_epoch(reason).map_err(failure)?, conn),
+        EpochCommand::Statement { output, data, conn } => return statement(output, data, &conn),
     };
     conn.print(&info, |e| format!("epoch {} ({}) since {}", e.epoch, e.attribute, e.started_at));
+    Ok(())
+}
+
+fn statement(output: Option<PathBuf>, data: Option<PathBuf>, conn: &Connection) -> Result<(), Failure> {
+    let client = Client::new(&conn.url);
+    let key = match &data {
+        Some(dir) => smqtt_authority::read_verifying_key(dir)?,
+        None => client.params().map_err(failure)?.verifying_key,
+    };
+    let info = client.epoch().map_err(failure)?;
+    let verified = smqtt_wire::EpochStatement::parse(&info.statement).and_then(|s| s.verify(&key)).map_err(|e| {
+        Failure::refused(format!(
+            "the epoch statement does not verify against authority key {}: {e}",
+            key.fingerprint()
+        ))
+    })?;
+    if verified.epoch() != info.epoch {
+        return Err(Failure::refused(format!(
+            "the statement is of epoch {}, the API says {}",
+            verified.epoch(),
+            info.epoch
+        )));
+    }
+    let text = verified.to_text();
+    match output {
+        None => println!("{text}"),
+        Some(path) => {
+            smqtt_authority::write_statement(&path, &text)?;
+            println!(
+                "wrote the statement of epoch {} (authority key {}) to {}",
+                verified.epoch(),
+                key.fingerprint(),
+                path.display()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -163,7 +216,8 @@ pub(crate) enum AuditCommand {
         conn: Connection,
     },
     /// Check the hash chain and signatures: over HTTP, or offline with `--data` (reads the database and the
-    /// verifying key `authority.pub` in that directory; needs no secret).
+    /// verifying key `authority.pub` in that directory; needs no secret — and so cannot check the rows' MACs,
+    /// which `serve` checks whenever it opens the database).
     Verify {
         /// Verify this data directory offline instead of asking the authority.
         #[arg(long)]
@@ -190,7 +244,10 @@ pub(crate) fn audit(command: AuditCommand) -> Result<(), Failure> {
             let verification = smqtt_authority::store::verify_offline(&dir)?;
             match verification.problem {
                 None => {
-                    println!("audit chain ok: {} entries", verification.entries);
+                    println!(
+                        "audit chain ok: {} entries (offline: the rows' MACs need the secrets; `serve` checks them)",
+                        verification.entries
+                    );
                     Ok(())
                 }
                 Some(problem) => Err(Failure::refused(format!(

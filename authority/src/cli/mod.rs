@@ -163,7 +163,10 @@ fn serve(config_path: &std::path::Path) -> Result<(), Failure> {
         .try_init();
     let config = Config::load(config_path)?;
     let listen = config.listen;
+    // Opening checks the whole database against its MACs; the statement file is written before anything is
+    // announced, so that a broker following it never sees a listening authority without one.
     let authority = Arc::new(Authority::open(config)?);
+    authority.write_statement_file()?;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| Failure::input(format!("cannot start runtime: {e}")))?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

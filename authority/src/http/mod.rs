@@ -199,15 +199,27 @@ async fn audit_verify(State(state): State<AppState>, Admin(_): Admin) -> Result<
     Ok(Json(AuditVerification { ok: v.problem.is_none(), entries: v.entries, problem: v.problem }))
 }
 
+/// Writes the configured statement file (if any) before anything is served.
+async fn write_statement_file(authority: &Arc<Authority>) -> crate::Result<()> {
+    let authority = authority.clone();
+    match tokio::task::spawn_blocking(move || authority.write_statement_file().map(|p| p.is_some())).await {
+        Ok(result) => result.map(|_| ()),
+        Err(_) => Err(crate::Error::Storage("statement file task panicked".into())),
+    }
+}
+
 /// Serves `state` on `listener` until `shutdown` completes, running the periodic epoch rotation alongside.
+/// With `[epochs] statement_file` set, writes the current epoch's statement there first (and after every
+/// epoch change).
 ///
 /// # Errors
-/// [`crate::Error::Io`] if the server fails.
+/// [`crate::Error::Io`] if the statement file cannot be written or the server fails.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::Result<()> {
+    write_statement_file(&state.authority).await?;
     let scheduler = tokio::spawn(rotation_scheduler(state.authority.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
@@ -218,7 +230,8 @@ pub async fn serve(
 /// Like [`serve`], over TLS with the PEM certificate chain and private key in `tls` (rustls, TLS 1.2/1.3).
 ///
 /// # Errors
-/// [`crate::Error::Config`] for unusable PEM files, [`crate::Error::Io`] if the server fails.
+/// [`crate::Error::Config`] for unusable PEM files, [`crate::Error::Io`] if the statement file cannot be
+/// written or the server fails.
 pub async fn serve_tls(
     state: AppState,
     listener: std::net::TcpListener,
@@ -229,6 +242,7 @@ pub async fn serve_tls(
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
         .await
         .map_err(|e| crate::Error::Config(format!("TLS certificate or key unusable: {e}")))?;
+    write_statement_file(&state.authority).await?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

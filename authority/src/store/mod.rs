@@ -1,8 +1,12 @@
 //! The authority's state behind one trait, so that another database can serve when one authority is not enough.
 //!
 //! Every method that changes state also appends its audit entry, in the same transaction: if the audit write
-//! fails, the change does not happen. [`SqliteStore`] is the embedded default.
+//! fails, the change does not happen. Every row that decides what a device or administrator may hold or do is
+//! authenticated with a MAC under a key derived from the authority's secrets ([`integrity`]): a store opened
+//! with them checks the whole database first and every such row again as it reads it. [`SqliteStore`] is the
+//! embedded default.
 
+pub mod integrity;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -72,6 +76,18 @@ pub struct Epoch {
     pub started_at: u64,
 }
 
+/// What redeeming an enrollment token gave: the device, and the epoch read in the same transaction (its
+/// credential is for that epoch).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Enrollment {
+    /// The enrolled device.
+    pub device: DeviceRecord,
+    /// The current epoch when it enrolled.
+    pub epoch: Epoch,
+    /// A retry: the token had been redeemed with this very device key before (its answer was lost).
+    pub retry: bool,
+}
+
 /// A new enrollment token: only its hash is stored.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenHash {
@@ -86,7 +102,7 @@ pub trait Store: Send + Sync + 'static {
     /// The current epoch.
     ///
     /// # Errors
-    /// [`crate::Error::Storage`].
+    /// [`crate::Error::Integrity`] for a row that does not match its MAC; storage errors.
     fn epoch(&self) -> Result<Epoch>;
 
     /// Registers a device with its enrollment token.
@@ -98,26 +114,30 @@ pub trait Store: Send + Sync + 'static {
     /// One device.
     ///
     /// # Errors
-    /// Storage errors.
+    /// [`crate::Error::Integrity`] for a row that does not match its MAC; storage errors.
     fn device(&self, id: &str) -> Result<Option<DeviceRecord>>;
 
     /// Every device, by id.
     ///
     /// # Errors
-    /// Storage errors.
+    /// [`crate::Error::Integrity`] for a row that does not match its MAC; storage errors.
     fn devices(&self) -> Result<Vec<DeviceRecord>>;
 
-    /// Redeems an enrollment token once: the token is consumed and its device enrolled with `device_key`.
+    /// Redeems an enrollment token once: the token is consumed and its device enrolled with `device_key`, and
+    /// the current epoch is read, in one transaction. Redeeming it again with the same `device_key` (a client
+    /// whose answer was lost) gives the same device again, `retry` set; with another key it is refused.
+    /// `audit(device, retry)` makes the audit entry.
     ///
     /// # Errors
-    /// [`crate::Error::TokenInvalid`] for an unknown, used or expired token; storage and audit errors.
+    /// [`crate::Error::TokenInvalid`] for an unknown, used or expired token; [`crate::Error::Revoked`] for a
+    /// retry of a device revoked since; [`crate::Error::Integrity`], storage and audit errors.
     fn enroll(
         &self,
         token_hash: &[u8; 32],
         device_key: &[u8; 32],
-        actor_audit: &dyn Fn(&DeviceRecord) -> Action,
+        audit: &dyn Fn(&DeviceRecord, bool) -> Action,
         now: u64,
-    ) -> Result<DeviceRecord>;
+    ) -> Result<Enrollment>;
 
     /// Revokes a device and, if `advance_epoch`, starts the next epoch.
     ///
@@ -131,19 +151,24 @@ pub trait Store: Send + Sync + 'static {
     /// Storage and audit errors.
     fn rotate(&self, audit: &Action, now: u64) -> Result<Epoch>;
 
-    /// Records a key request's nonce (refusing one seen before) and its audit entry; forgets nonces older than
-    /// `forget_before`.
+    /// Starts issuing a key, in one transaction: checks that `device_id` is enrolled with `device_key` and not
+    /// revoked, reads the current epoch, records the request's nonce (refusing one seen before; nonces older
+    /// than `forget_before` are forgotten) and the audit entry `audit(device, epoch)`. The key and credential
+    /// are then made for the returned device and epoch: a revocation commits either before this transaction
+    /// (and the device is refused) or after it (and the epoch is older than the one the revocation starts).
     ///
     /// # Errors
-    /// [`crate::Error::Replay`]; storage and audit errors.
-    fn record_key_request(
+    /// [`crate::Error::Unauthorized`] for an unknown device or another key, [`crate::Error::Revoked`],
+    /// [`crate::Error::Replay`]; [`crate::Error::Integrity`], storage and audit errors.
+    fn begin_key_issue(
         &self,
         device_id: &str,
+        device_key: &[u8; 32],
         nonce: &[u8; 16],
-        audit: &Action,
+        audit: &dyn Fn(&DeviceRecord, Epoch) -> Action,
         now: u64,
         forget_before: u64,
-    ) -> Result<()>;
+    ) -> Result<(DeviceRecord, Epoch)>;
 
     /// Stores an admin token's hash; returns its id.
     ///
@@ -154,7 +179,7 @@ pub trait Store: Send + Sync + 'static {
     /// The id of the admin token with this hash, if it exists and is not revoked.
     ///
     /// # Errors
-    /// Storage errors.
+    /// [`crate::Error::Integrity`] for a row that does not match its MAC; storage errors.
     fn admin_token(&self, hash: &[u8; 32]) -> Result<Option<u64>>;
 
     /// Appends an audit entry on its own.
@@ -177,24 +202,19 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Verifies the audit chain of a data directory without its secrets: reads the verifying key from
-/// `authority.pub` and the database read-only for audited changes.
+/// `authority.pub` and the database without changing it. Without the secrets the rows' MACs cannot be
+/// checked ([`integrity`]): `serve` does that when it opens the database.
 ///
 /// # Errors
 /// [`crate::Error::Io`], [`crate::Error::Config`] for an unreadable key file, storage errors.
 pub fn verify_offline(data_dir: &std::path::Path) -> Result<Verification> {
-    use base64::Engine as _;
-    let key_path = data_dir.join(crate::VERIFYING_KEY_FILE);
-    let text = std::fs::read_to_string(&key_path).map_err(|e| crate::Error::io(&key_path, &e))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .map_err(|_| crate::Error::Config(format!("{} is not base64", key_path.display())))?;
-    let bytes: [u8; 32] =
-        bytes.try_into().map_err(|_| crate::Error::Config(format!("{} is not a 32-byte key", key_path.display())))?;
-    let key =
-        VerifyingKey::from_bytes(&bytes).map_err(|e| crate::Error::Config(format!("{}: {e}", key_path.display())))?;
+    let key = crate::files::read_verifying_key(data_dir)?;
     let db = data_dir.join(crate::DATABASE_FILE);
     if !db.exists() {
         return Err(crate::Error::Io { path: db.display().to_string(), message: "no such file".into() });
     }
     SqliteStore::open(&db, None)?.audit_verify(&key)
 }
+
+#[cfg(test)]
+mod tests;

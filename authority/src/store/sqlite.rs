@@ -1,5 +1,5 @@
 //! The embedded default store: one SQLite file in WAL mode, versioned migrations, a transaction around every
-//! change together with its audit entry.
+//! change together with its audit entry, and a MAC on every row that decides something ([`super::integrity`]).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,12 +7,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use smqtt_wire::{SigningKey, VerifyingKey};
 
-use super::{DeviceRecord, DeviceStatus, Epoch, Store, TokenHash};
+use super::integrity::{self, MacKey, ADMIN_TOKENS, DEVICES, ENROLLMENT_TOKENS, EPOCHS};
+use super::{DeviceRecord, DeviceStatus, Enrollment, Epoch, Store, TokenHash};
 use crate::audit::{self, Action, Entry, Verification, Verifier};
 use crate::error::{Error, Result};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE epochs (
+pub(super) const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE epochs (
         epoch INTEGER PRIMARY KEY,
         started_at INTEGER NOT NULL
      );
@@ -55,17 +57,38 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE epochs (
         detail TEXT NOT NULL,
         hash BLOB NOT NULL,
         signature BLOB NOT NULL
-     );"];
+     );",
+    // Row MACs and the per-table set hashes (`integrity`). Applied in one transaction with the MACs of the rows
+    // already there (see `integrity::protect_existing`).
+    "ALTER TABLE epochs ADD COLUMN mac BLOB;
+     ALTER TABLE devices ADD COLUMN mac BLOB;
+     ALTER TABLE enrollment_tokens ADD COLUMN mac BLOB;
+     ALTER TABLE admin_tokens ADD COLUMN mac BLOB;
+     CREATE TABLE integrity (
+        tbl TEXT PRIMARY KEY,
+        rows INTEGER NOT NULL,
+        digest BLOB NOT NULL,
+        mac BLOB NOT NULL
+     );",
+];
+/// The migration that adds the MACs.
+const MAC_MIGRATION: usize = 1;
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
-    signer: Option<Arc<SigningKey>>,
+    keys: Option<Keys>,
+}
+
+/// What the store needs the secrets for: signing audit entries, making and checking row MACs.
+struct Keys {
+    signer: Arc<SigningKey>,
+    mac: MacKey,
 }
 
 impl core::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SqliteStore").field("signer", &self.signer.is_some()).finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("signer", &self.keys.is_some()).finish_non_exhaustive()
     }
 }
 
@@ -77,12 +100,20 @@ fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and migrates it. `signer` signs audit entries; without
-    /// it the store is read-only for audited changes (used by offline `audit verify`).
+    /// Opens (creating if needed) the database at `path`.
+    ///
+    /// With `signer` (the authority's signing key: it signs audit entries, and the row-MAC key is derived from
+    /// it) the database is migrated — a database from before row MACs gets them, once, audited — and then
+    /// checked whole ([`integrity::check_all`]): a database changed outside the authority is refused. Without
+    /// it the store is read-only and authenticates nothing (offline `audit verify`); it migrates nothing.
     ///
     /// # Errors
-    /// [`Error::Storage`].
+    /// [`Error::Integrity`] naming the table and row that does not match; [`Error::Storage`].
     pub fn open(path: &Path, signer: Option<Arc<SigningKey>>) -> Result<SqliteStore> {
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -91,21 +122,45 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        let applied = usize::try_from(version).unwrap_or(usize::MAX);
-        if applied > MIGRATIONS.len() {
+        if usize::try_from(version).unwrap_or(usize::MAX) > MIGRATIONS.len() {
             return Err(Error::Storage(format!("database schema version {version} is newer than this program")));
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", index as i64 + 1)?;
-            tx.commit()?;
+        let keys = signer.map(|signer| Keys { mac: MacKey::derive(&signer), signer });
+        if let Some(keys) = &keys {
+            for (index, sql) in MIGRATIONS.iter().enumerate() {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // Another process may have migrated since we looked.
+                let applied: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+                if usize::try_from(applied).unwrap_or(usize::MAX) > index {
+                    continue;
+                }
+                tx.execute_batch(sql)?;
+                if index == MAC_MIGRATION {
+                    let upgrade = integrity::protect_existing(&tx, &keys.mac, &keys.signer.verifying_key())?;
+                    if upgrade.audit_entries > 0 {
+                        let rows: Vec<String> = upgrade.rows.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                        let action = Action::new("cli", integrity::UPGRADE_ACTION, "").detail(format!(
+                            "{} added to {}",
+                            integrity::MARKER,
+                            rows.join(" ")
+                        ));
+                        append_audit(&tx, keys, &action, now_unix())?;
+                    }
+                }
+                tx.pragma_update(None, "user_version", index as i64 + 1)?;
+                tx.commit()?;
+            }
+            integrity::check_all(&mut conn, &keys.mac)?;
         }
-        Ok(SqliteStore { conn: Mutex::new(conn), signer })
+        Ok(SqliteStore { conn: Mutex::new(conn), keys })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
         self.conn.lock().map_err(|_| Error::Storage("connection lock poisoned".into()))
+    }
+
+    fn keys(&self) -> Result<&Keys> {
+        self.keys.as_ref().ok_or(Error::ReadOnly)
     }
 
     /// Creates epoch 1 if there is none (first start); idempotent.
@@ -113,75 +168,97 @@ impl SqliteStore {
     /// # Errors
     /// Storage and audit errors.
     pub fn initialise(&self, audit: &Action, now: u64) -> Result<()> {
+        let keys = self.keys()?;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let exists: Option<i64> = tx.query_row("SELECT epoch FROM epochs LIMIT 1", [], |r| r.get(0)).optional()?;
         if exists.is_none() {
             tx.execute("INSERT INTO epochs (epoch, started_at) VALUES (1, ?1)", params![to_i64(now)])?;
-            self.audit_in(&tx, audit, now)?;
+            integrity::seal(&tx, &keys.mac, &EPOCHS, &1i64, None)?;
+            let audit = Action { detail: format!("{} {}", audit.detail, integrity::MARKER), ..audit.clone() };
+            append_audit(&tx, keys, &audit, now)?;
         }
         tx.commit()?;
         Ok(())
     }
 
-    fn audit_in(&self, tx: &Transaction<'_>, action: &Action, now: u64) -> Result<()> {
-        let signer =
-            self.signer.as_ref().ok_or_else(|| Error::Audit("no signing key: store opened read-only".into()))?;
-        let last: Option<(i64, Vec<u8>)> = tx
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let (seq, prev) = match last {
-            None => (1, [0u8; 32]),
-            Some((seq, hash)) => {
-                let prev: [u8; 32] = hash.try_into().map_err(|_| Error::Audit("stored hash is not 32 bytes".into()))?;
-                (to_u64(seq) + 1, prev)
-            }
-        };
-        let entry = audit::next_entry(seq, now, action, &prev, signer);
-        tx.execute(
-            "INSERT INTO audit (seq, at, actor, action, subject, detail, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                to_i64(entry.seq),
-                to_i64(entry.at),
-                entry.actor,
-                entry.action,
-                entry.subject,
-                entry.detail,
-                &entry.hash[..],
-                &entry.signature[..]
-            ],
-        )
-        .map_err(|e| Error::Audit(e.to_string()))?;
-        Ok(())
-    }
-
-    fn epoch_in(conn: &Connection) -> Result<Epoch> {
-        conn.query_row("SELECT epoch, started_at FROM epochs ORDER BY epoch DESC LIMIT 1", [], |r| {
-            Ok(Epoch { number: to_u64(r.get(0)?), started_at: to_u64(r.get(1)?) })
+    fn epoch_in(conn: &Connection, key: &MacKey) -> Result<Epoch> {
+        conn.query_row(&EPOCHS.select("ORDER BY epoch DESC LIMIT 1"), [], |r| {
+            key.read(&EPOCHS, r, |r| Ok(Epoch { number: to_u64(r.get(0)?), started_at: to_u64(r.get(1)?) }))
         })
         .optional()?
+        .transpose()?
         .ok_or_else(|| Error::Storage("no epoch: the database was not initialised".into()))
     }
 
-    fn rotate_in(tx: &Transaction<'_>, now: u64) -> Result<Epoch> {
-        let current = Self::epoch_in(tx)?;
+    fn rotate_in(tx: &Transaction<'_>, key: &MacKey, now: u64) -> Result<Epoch> {
+        let current = Self::epoch_in(tx, key)?;
         let next = Epoch { number: current.number + 1, started_at: now };
         tx.execute(
             "INSERT INTO epochs (epoch, started_at) VALUES (?1, ?2)",
             params![to_i64(next.number), to_i64(now)],
         )?;
+        integrity::seal(tx, key, &EPOCHS, &to_i64(next.number), None)?;
         Ok(next)
     }
 
-    fn device_in(conn: &Connection, id: &str) -> Result<Option<DeviceRecord>> {
-        conn.query_row(
-            "SELECT id, attributes, publish, status, device_key, created_at, enrolled_at, revoked_at FROM devices WHERE id = ?1",
-            params![id],
-            row_to_device,
-        )
+    fn device_in(conn: &Connection, key: &MacKey, id: &str) -> Result<Option<DeviceRecord>> {
+        conn.query_row(&DEVICES.select("WHERE id = ?1"), params![id], |r| {
+            Ok(key.read(&DEVICES, r, row_to_device)?.and_then(|d| d))
+        })
         .optional()?
         .transpose()
     }
+
+    /// Changes device `id` with `sql` (parameters `values`), keeping its MAC and the set hash right.
+    fn update_device(
+        tx: &Transaction<'_>,
+        key: &MacKey,
+        id: &str,
+        sql: &str,
+        values: impl rusqlite::Params,
+    ) -> Result<()> {
+        let before = integrity::verified_mac(tx, key, &DEVICES, &id)?.ok_or(Error::NotFound("device"))?;
+        tx.execute(sql, values)?;
+        integrity::seal(tx, key, &DEVICES, &id, Some(before))
+    }
+
+    /// Marks enrollment token `hash` used at `now`, keeping its MAC and the set hash right.
+    fn use_token(tx: &Transaction<'_>, key: &MacKey, hash: &[u8], now: u64) -> Result<()> {
+        let before = integrity::verified_mac(tx, key, &ENROLLMENT_TOKENS, &hash)?.ok_or(Error::TokenInvalid)?;
+        tx.execute("UPDATE enrollment_tokens SET used_at = ?1 WHERE token_hash = ?2", params![to_i64(now), hash])?;
+        integrity::seal(tx, key, &ENROLLMENT_TOKENS, &hash, Some(before))
+    }
+}
+
+/// Appends the audit entry for `action` in `tx`, and records it as the newest in `integrity`.
+fn append_audit(tx: &Transaction<'_>, keys: &Keys, action: &Action, now: u64) -> Result<()> {
+    let last: Option<(i64, Vec<u8>)> = tx
+        .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev) = match last {
+        None => (1, [0u8; 32]),
+        Some((seq, hash)) => {
+            let prev: [u8; 32] = hash.try_into().map_err(|_| Error::Audit("stored hash is not 32 bytes".into()))?;
+            (to_u64(seq) + 1, prev)
+        }
+    };
+    let entry = audit::next_entry(seq, now, action, &prev, &keys.signer);
+    tx.execute(
+        "INSERT INTO audit (seq, at, actor, action, subject, detail, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            to_i64(entry.seq),
+            to_i64(entry.at),
+            entry.actor,
+            entry.action,
+            entry.subject,
+            entry.detail,
+            &entry.hash[..],
+            &entry.signature[..]
+        ],
+    )
+    .map_err(|e| Error::Audit(e.to_string()))?;
+    integrity::advance_audit(tx, &keys.mac, entry.seq, &prev, &entry.hash)
 }
 
 type DeviceRow = Result<DeviceRecord>;
@@ -215,13 +292,15 @@ fn row_to_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
 
 impl Store for SqliteStore {
     fn epoch(&self) -> Result<Epoch> {
-        Self::epoch_in(&*self.lock()?)
+        let key = &self.keys()?.mac;
+        Self::epoch_in(&*self.lock()?, key)
     }
 
     fn add_device(&self, device: &DeviceRecord, token: TokenHash, audit: &Action, now: u64) -> Result<()> {
+        let keys = self.keys()?;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if Self::device_in(&tx, &device.id)?.is_some() {
+        if Self::device_in(&tx, &keys.mac, &device.id)?.is_some() {
             return Err(Error::Conflict(format!("device {} already exists", device.id)));
         }
         let publish = serde_json::to_string(&device.publish).map_err(|e| Error::Storage(e.to_string()))?;
@@ -229,25 +308,27 @@ impl Store for SqliteStore {
             "INSERT INTO devices (id, attributes, publish, status, created_at) VALUES (?1, ?2, ?3, 'pending', ?4)",
             params![device.id, device.attributes, publish, to_i64(device.created_at)],
         )?;
+        integrity::seal(&tx, &keys.mac, &DEVICES, &device.id, None)?;
         tx.execute(
             "INSERT INTO enrollment_tokens (token_hash, device_id, expires_at) VALUES (?1, ?2, ?3)",
             params![&token.hash[..], device.id, to_i64(token.expires_at)],
         )?;
-        self.audit_in(&tx, audit, now)?;
+        integrity::seal(&tx, &keys.mac, &ENROLLMENT_TOKENS, &&token.hash[..], None)?;
+        append_audit(&tx, keys, audit, now)?;
         tx.commit()?;
         Ok(())
     }
 
     fn device(&self, id: &str) -> Result<Option<DeviceRecord>> {
-        Self::device_in(&*self.lock()?, id)
+        let key = &self.keys()?.mac;
+        Self::device_in(&*self.lock()?, key, id)
     }
 
     fn devices(&self) -> Result<Vec<DeviceRecord>> {
+        let key = &self.keys()?.mac;
         let conn = self.lock()?;
-        let mut statement = conn.prepare(
-            "SELECT id, attributes, publish, status, device_key, created_at, enrolled_at, revoked_at FROM devices ORDER BY id",
-        )?;
-        let rows = statement.query_map([], row_to_device)?;
+        let mut statement = conn.prepare(&DEVICES.select("ORDER BY id"))?;
+        let rows = statement.query_map([], |r| Ok(key.read(&DEVICES, r, row_to_device)?.and_then(|d| d)))?;
         rows.map(|row| row.map_err(Error::from).and_then(|d| d)).collect()
     }
 
@@ -255,81 +336,117 @@ impl Store for SqliteStore {
         &self,
         token_hash: &[u8; 32],
         device_key: &[u8; 32],
-        audit: &dyn Fn(&DeviceRecord) -> Action,
+        audit: &dyn Fn(&DeviceRecord, bool) -> Action,
         now: u64,
-    ) -> Result<DeviceRecord> {
+    ) -> Result<Enrollment> {
+        let keys = self.keys()?;
+        let key = &keys.mac;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let token: Option<(String, i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT device_id, expires_at, used_at FROM enrollment_tokens WHERE token_hash = ?1",
-                params![&token_hash[..]],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let Some((device_id, expires_at, None)) = token else {
+            .query_row(&ENROLLMENT_TOKENS.select("WHERE token_hash = ?1"), params![&token_hash[..]], |r| {
+                key.read(&ENROLLMENT_TOKENS, r, |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?)))
+            })
+            .optional()?
+            .transpose()?;
+        let Some((device_id, expires_at, used_at)) = token else {
             return Err(Error::TokenInvalid);
         };
-        if to_u64(expires_at) <= now {
+        let device = Self::device_in(&tx, key, &device_id)?.ok_or(Error::TokenInvalid)?;
+        if used_at.is_some() {
+            // Redeemed before. With the key it was redeemed with this is a client whose answer was lost (a
+            // crash, a timeout): it gets the same outcome again. Anyone else gets nothing.
+            if device.device_key != Some(*device_key) {
+                return Err(Error::TokenInvalid);
+            }
+            if device.status == DeviceStatus::Revoked {
+                return Err(Error::Revoked);
+            }
+            let epoch = Self::epoch_in(&tx, key)?;
+            append_audit(&tx, keys, &audit(&device, true), now)?;
+            tx.commit()?;
+            return Ok(Enrollment { device, epoch, retry: true });
+        }
+        if to_u64(expires_at) <= now || device.status != DeviceStatus::Pending {
             return Err(Error::TokenInvalid);
         }
-        let device = Self::device_in(&tx, &device_id)?.ok_or(Error::TokenInvalid)?;
-        if device.status != DeviceStatus::Pending {
-            return Err(Error::TokenInvalid);
-        }
-        tx.execute(
-            "UPDATE enrollment_tokens SET used_at = ?1 WHERE token_hash = ?2",
-            params![to_i64(now), &token_hash[..]],
-        )?;
-        tx.execute(
+        Self::use_token(&tx, key, &token_hash[..], now)?;
+        Self::update_device(
+            &tx,
+            key,
+            &device_id,
             "UPDATE devices SET status = 'enrolled', device_key = ?1, enrolled_at = ?2 WHERE id = ?3",
             params![&device_key[..], to_i64(now), device_id],
         )?;
-        let enrolled = Self::device_in(&tx, &device_id)?.ok_or(Error::NotFound("device"))?;
-        self.audit_in(&tx, &audit(&enrolled), now)?;
+        let enrolled = Self::device_in(&tx, key, &device_id)?.ok_or(Error::NotFound("device"))?;
+        let epoch = Self::epoch_in(&tx, key)?;
+        append_audit(&tx, keys, &audit(&enrolled, false), now)?;
         tx.commit()?;
-        Ok(enrolled)
+        Ok(Enrollment { device: enrolled, epoch, retry: false })
     }
 
     fn revoke(&self, id: &str, advance_epoch: bool, audit: &Action, now: u64) -> Result<(DeviceRecord, Epoch)> {
+        let keys = self.keys()?;
+        let key = &keys.mac;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let device = Self::device_in(&tx, id)?.ok_or(Error::NotFound("device"))?;
+        let device = Self::device_in(&tx, key, id)?.ok_or(Error::NotFound("device"))?;
         if device.status == DeviceStatus::Revoked {
             return Err(Error::Conflict(format!("device {id} is already revoked")));
         }
-        tx.execute("UPDATE devices SET status = 'revoked', revoked_at = ?1 WHERE id = ?2", params![to_i64(now), id])?;
-        // An unused enrollment token dies with the device.
-        tx.execute(
-            "UPDATE enrollment_tokens SET used_at = ?1 WHERE device_id = ?2 AND used_at IS NULL",
+        Self::update_device(
+            &tx,
+            key,
+            id,
+            "UPDATE devices SET status = 'revoked', revoked_at = ?1 WHERE id = ?2",
             params![to_i64(now), id],
         )?;
-        let epoch = if advance_epoch { Self::rotate_in(&tx, now)? } else { Self::epoch_in(&tx)? };
-        self.audit_in(&tx, audit, now)?;
-        let revoked = Self::device_in(&tx, id)?.ok_or(Error::NotFound("device"))?;
+        // An unused enrollment token dies with the device.
+        let unused: Vec<Vec<u8>> = tx
+            .prepare("SELECT token_hash FROM enrollment_tokens WHERE device_id = ?1 AND used_at IS NULL")?
+            .query_map(params![id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for hash in &unused {
+            Self::use_token(&tx, key, hash, now)?;
+        }
+        let epoch = if advance_epoch { Self::rotate_in(&tx, key, now)? } else { Self::epoch_in(&tx, key)? };
+        append_audit(&tx, keys, audit, now)?;
+        let revoked = Self::device_in(&tx, key, id)?.ok_or(Error::NotFound("device"))?;
         tx.commit()?;
         Ok((revoked, epoch))
     }
 
     fn rotate(&self, audit: &Action, now: u64) -> Result<Epoch> {
+        let keys = self.keys()?;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let epoch = Self::rotate_in(&tx, now)?;
-        self.audit_in(&tx, audit, now)?;
+        let epoch = Self::rotate_in(&tx, &keys.mac, now)?;
+        append_audit(&tx, keys, audit, now)?;
         tx.commit()?;
         Ok(epoch)
     }
 
-    fn record_key_request(
+    fn begin_key_issue(
         &self,
         device_id: &str,
+        device_key: &[u8; 32],
         nonce: &[u8; 16],
-        audit: &Action,
+        audit: &dyn Fn(&DeviceRecord, Epoch) -> Action,
         now: u64,
         forget_before: u64,
-    ) -> Result<()> {
+    ) -> Result<(DeviceRecord, Epoch)> {
+        let keys = self.keys()?;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let unauthorized = Error::Unauthorized("unknown device or bad signature");
+        let device = Self::device_in(&tx, &keys.mac, device_id)?.ok_or(unauthorized)?;
+        if device.device_key != Some(*device_key) {
+            return Err(Error::Unauthorized("unknown device or bad signature"));
+        }
+        if device.status == DeviceStatus::Revoked {
+            return Err(Error::Revoked);
+        }
+        let epoch = Self::epoch_in(&tx, &keys.mac)?;
         tx.execute("DELETE FROM key_request_nonces WHERE seen_at < ?1", params![to_i64(forget_before)])?;
         let inserted = tx.execute(
             "INSERT OR IGNORE INTO key_request_nonces (device_id, nonce, seen_at) VALUES (?1, ?2, ?3)",
@@ -338,41 +455,45 @@ impl Store for SqliteStore {
         if inserted == 0 {
             return Err(Error::Replay);
         }
-        self.audit_in(&tx, audit, now)?;
+        append_audit(&tx, keys, &audit(&device, epoch), now)?;
         tx.commit()?;
-        Ok(())
+        Ok((device, epoch))
     }
 
     fn add_admin_token(&self, hash: &[u8; 32], label: &str, audit: &Action, now: u64) -> Result<u64> {
+        let keys = self.keys()?;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "INSERT INTO admin_tokens (token_hash, label, created_at) VALUES (?1, ?2, ?3)",
             params![&hash[..], label, to_i64(now)],
         )?;
-        let id = to_u64(tx.last_insert_rowid());
+        let id = tx.last_insert_rowid();
+        integrity::seal(&tx, &keys.mac, &ADMIN_TOKENS, &id, None)?;
         let audit = Action { subject: format!("admin-token:{id}"), ..audit.clone() };
-        self.audit_in(&tx, &audit, now)?;
+        append_audit(&tx, keys, &audit, now)?;
         tx.commit()?;
-        Ok(id)
+        Ok(to_u64(id))
     }
 
     fn admin_token(&self, hash: &[u8; 32]) -> Result<Option<u64>> {
+        let key = &self.keys()?.mac;
         let conn = self.lock()?;
-        let id: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM admin_tokens WHERE token_hash = ?1 AND revoked_at IS NULL",
-                params![&hash[..]],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(id.map(to_u64))
+        // The row is read whatever its `revoked_at`, so that a revocation edited away fails its MAC.
+        let found: Option<(i64, Option<i64>)> = conn
+            .query_row(&ADMIN_TOKENS.select("WHERE token_hash = ?1"), params![&hash[..]], |r| {
+                key.read(&ADMIN_TOKENS, r, |r| Ok((r.get(0)?, r.get(4)?)))
+            })
+            .optional()?
+            .transpose()?;
+        Ok(found.and_then(|(id, revoked_at)| revoked_at.is_none().then_some(to_u64(id))))
     }
 
     fn append_audit(&self, audit: &Action, now: u64) -> Result<()> {
+        let keys = self.keys()?;
         let mut conn = self.lock()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        self.audit_in(&tx, audit, now)?;
+        append_audit(&tx, keys, audit, now)?;
         tx.commit()?;
         Ok(())
     }
@@ -406,7 +527,7 @@ impl Store for SqliteStore {
     }
 }
 
-fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry>> {
+pub(crate) fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry>> {
     let hash: Vec<u8> = r.get(6)?;
     let signature: Vec<u8> = r.get(7)?;
     let (seq, at, actor, action, subject, detail) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?);
