@@ -15,6 +15,18 @@ pub enum Error {
     /// The authority refused or could not be reached.
     #[error("{0}")]
     Authority(String),
+    /// An answer that is not from the pinned authority, or for other FAME parameters than the pinned ones: a
+    /// swapped trust root is refused, never stored.
+    #[error("untrusted authority answer: {0}")]
+    Untrusted(#[source] smqtt_authority_api::ClientError),
+    /// The authority offered an older epoch than this store has already seen signed.
+    #[error("the authority offered epoch {offered}, older than epoch {stored} already seen: refusing it")]
+    EpochRegressed {
+        /// The newest epoch the store has a signed statement of.
+        stored: u64,
+        /// The epoch offered.
+        offered: u64,
+    },
     /// A policy that cannot be encrypted under.
     #[error("policy: {0}")]
     Policy(String),

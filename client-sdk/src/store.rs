@@ -5,19 +5,25 @@
 //! device.key       Ed25519 signing key, 32 bytes (0600)
 //! user.key         FAME attribute key, smqtt-abe encoding (0600)
 //! credential       the authority-signed credential
-//! public.key       FAME public parameters
-//! authority.pub    the authority's verifying key, 32 bytes
+//! public.key       FAME public parameters (pinned at enrollment, never replaced)
+//! authority.pub    the authority's verifying key, 32 bytes (pinned at enrollment, never replaced)
+//! epoch.statement  the newest authority-signed epoch statement seen (`smqtt-epoch1.…`)
 //! authority.url    where to renew
 //! ```
 //! Files are replaced atomically (write to a temporary file, fsync, rename), so a crash never leaves half a key.
+//!
+//! **Trust.** Enrollment pins the authority key the enrollment token names (or one given out of band) and
+//! refuses any other; the FAME public key is taken only as vouched for by that key's signed epoch statement.
+//! Renewal never writes either file again: every later answer (epoch statements, key deliveries, credentials)
+//! must verify under the pinned key and name the pinned parameter set, and epochs never go backwards.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use smqtt_abe::{PublicKey, UserKey};
-use smqtt_authority_api::Client;
-use smqtt_wire::{DeviceId, SigningKey, UnverifiedCredential, VerifiedCredential, VerifyingKey};
+use smqtt_authority_api::{Client, ClientError, Pinned};
+use smqtt_wire::{DeviceId, EpochStatement, SigningKey, UnverifiedCredential, VerifiedCredential, VerifyingKey};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
@@ -79,6 +85,19 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(&path).map_err(|e| store_error(&path, e))
 }
 
+/// Failures that mean "this answer is not from the pinned authority" keep their type; the rest are transport or
+/// refusals.
+fn authority_error(error: ClientError) -> Error {
+    match error {
+        ClientError::AuthorityKeyMismatch { .. }
+        | ClientError::NoPinnedAuthority
+        | ClientError::BadAuthoritySignature(_)
+        | ClientError::ParamsChanged
+        | ClientError::KeyMismatch => Error::Untrusted(error),
+        other => Error::Authority(other.to_string()),
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -95,54 +114,124 @@ impl DeviceStore {
         DeviceStore { dir: dir.to_path_buf() }
     }
 
-    /// Enrolls a new device: makes its Ed25519 key, redeems `token` at the authority, fetches the attribute
-    /// key, and writes everything to a new store directory.
+    /// Enrolls a new device: makes its Ed25519 key, redeems `token` at the authority the token pins, fetches
+    /// the attribute key, and writes everything to a new store directory.
     ///
     /// # Errors
-    /// [`Error::Store`] if the directory already holds a device or cannot be written; [`Error::Authority`].
+    /// As [`enroll_pinned`](Self::enroll_pinned).
     pub fn enroll(dir: &Path, authority_url: &str, token: &str) -> Result<Identity, Error> {
-        if dir.join("device.key").exists() {
+        DeviceStore::enroll_pinned(dir, authority_url, token, None)
+    }
+
+    /// Like [`enroll`](Self::enroll), with the authority key given out of band (`pinned`) as well as, or instead
+    /// of, the one the token pins; if both are present they must agree.
+    ///
+    /// The device key is written before the authority is asked, so an enrollment interrupted by a crash is
+    /// completed by running it again with the same token (the authority answers the same token and key
+    /// again); a directory that already holds a credential is never overwritten.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if the directory already holds an enrolled device or cannot be written;
+    /// [`Error::Untrusted`] for an authority that is not the pinned one (or a token that pins none, with no
+    /// `pinned` key), or answers it did not sign; [`Error::Authority`] for refusals and transport failures.
+    pub fn enroll_pinned(
+        dir: &Path,
+        authority_url: &str,
+        token: &str,
+        pinned: Option<&VerifyingKey>,
+    ) -> Result<Identity, Error> {
+        if dir.join("credential").exists() {
             return Err(store_error(dir, "already holds an enrolled device; refusing to overwrite it"));
         }
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| store_error(dir, e))?;
-        let signing_key = SigningKey::generate(&mut rand_core::OsRng);
+        let store = DeviceStore::at(dir);
+        let signing_key = if dir.join("device.key").exists() {
+            store.signing_key()?
+        } else {
+            let key = SigningKey::generate(&mut rand_core::OsRng);
+            write_atomic(&dir.join("device.key"), key.to_bytes().as_ref(), 0o600)?;
+            key
+        };
         let client = Client::new(authority_url);
-        let credential = client.enroll(token, &signing_key).map_err(|e| Error::Authority(e.to_string()))?;
-        let device_id = credential.body().device_id.clone();
-        write_atomic(&dir.join("device.key"), signing_key.to_bytes().as_ref(), 0o600)?;
+        let enrollment = client.enroll_pinned(token, &signing_key, pinned).map_err(authority_error)?;
+        let device_id = enrollment.credential.body().device_id.clone();
+        let params = enrollment.params;
         write_atomic(&dir.join("device.id"), device_id.as_str().as_bytes(), 0o644)?;
         write_atomic(&dir.join("authority.url"), authority_url.as_bytes(), 0o644)?;
-        DeviceStore::at(dir).renew()
+        write_atomic(&dir.join("authority.pub"), &params.verifying_key.to_bytes(), 0o644)?;
+        write_atomic(&dir.join("public.key"), &params.public_key.to_bytes(), 0o644)?;
+        write_atomic(&dir.join("epoch.statement"), params.statement.to_text().as_bytes(), 0o644)?;
+        store.renew()
     }
 
-    /// Fetches a fresh attribute key and credential for the authority's current epoch and stores them.
+    /// Fetches a fresh attribute key and credential for the authority's current epoch and stores them. The
+    /// answer must verify under the pinned authority key and name the pinned FAME parameters, the key must
+    /// decapsulate under them, and the epoch may not be older than the newest one this store has seen.
     ///
     /// # Errors
-    /// [`Error::Store`], [`Error::Authority`] (e.g. the device was revoked).
+    /// [`Error::Store`]; [`Error::Untrusted`] for answers the pinned authority did not sign or a changed
+    /// parameter set; [`Error::EpochRegressed`]; [`Error::Authority`] (e.g. the device was revoked).
     pub fn renew(&self) -> Result<Identity, Error> {
-        let url = String::from_utf8(read(&self.dir, "authority.url")?).map_err(|e| store_error(&self.dir, e))?;
+        let url = self.authority_url()?;
         let signing_key = self.signing_key()?;
         let device_id = self.device_id()?;
-        let client = Client::new(url.trim());
-        let params = client.params().map_err(|e| Error::Authority(e.to_string()))?;
-        let keys = client
-            .request_key(&params, &device_id, &signing_key, &mut rand_core::OsRng)
-            .map_err(|e| Error::Authority(e.to_string()))?;
-        write_atomic(&self.dir.join("public.key"), &params.public_key.to_bytes(), 0o644)?;
-        write_atomic(&self.dir.join("authority.pub"), &params.verifying_key.to_bytes(), 0o644)?;
+        let authority_key = self.authority_key()?;
+        let public_key = self.public_key()?;
+        let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
+        let keys = Client::new(&url)
+            .request_key_pinned(pinned, &device_id, &signing_key, &mut rand_core::OsRng)
+            .map_err(authority_error)?;
+        if let Some(seen) = self.newest_epoch(&authority_key)? {
+            if keys.statement.epoch() < seen {
+                return Err(Error::EpochRegressed { stored: seen, offered: keys.statement.epoch() });
+            }
+        }
         write_atomic(&self.dir.join("user.key"), &keys.user_key.to_bytes(), 0o600)?;
         write_atomic(&self.dir.join("credential"), keys.credential.to_bytes(), 0o644)?;
+        write_atomic(&self.dir.join("epoch.statement"), keys.statement.to_text().as_bytes(), 0o644)?;
         self.load()
     }
 
-    /// The authority's current epoch (a public, unauthenticated request to the store's authority).
+    /// The authority's current epoch, from its statement verified under the pinned authority key and naming the
+    /// pinned parameter set (an unsigned or foreign answer is an error, so nobody on the path picks the moment
+    /// of a renewal).
     ///
     /// # Errors
-    /// [`Error::Store`], [`Error::Authority`].
+    /// [`Error::Store`], [`Error::Untrusted`], [`Error::Authority`].
     pub fn authority_epoch(&self) -> Result<u64, Error> {
+        let authority_key = self.authority_key()?;
+        let public_key = self.public_key()?;
+        let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
+        let statement = Client::new(&self.authority_url()?).epoch_verified(pinned).map_err(authority_error)?;
+        Ok(statement.epoch())
+    }
+
+    /// The newest epoch this store has a verified statement of, if any.
+    fn newest_epoch(&self, authority_key: &VerifyingKey) -> Result<Option<u64>, Error> {
+        let path = self.dir.join("epoch.statement");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = String::from_utf8(read(&self.dir, "epoch.statement")?).map_err(|e| store_error(&path, e))?;
+        let verified =
+            EpochStatement::parse(&text).and_then(|s| s.verify(authority_key)).map_err(|e| store_error(&path, e))?;
+        Ok(Some(verified.epoch()))
+    }
+
+    fn authority_url(&self) -> Result<String, Error> {
         let url = String::from_utf8(read(&self.dir, "authority.url")?).map_err(|e| store_error(&self.dir, e))?;
-        let info = Client::new(url.trim()).epoch().map_err(|e| Error::Authority(e.to_string()))?;
-        Ok(info.epoch)
+        Ok(url.trim().to_owned())
+    }
+
+    fn authority_key(&self) -> Result<VerifyingKey, Error> {
+        let path = self.dir.join("authority.pub");
+        let vk: [u8; 32] =
+            read(&self.dir, "authority.pub")?.try_into().map_err(|_| store_error(&path, "not a 32-byte key"))?;
+        VerifyingKey::from_bytes(&vk).map_err(|e| store_error(&path, e))
+    }
+
+    fn public_key(&self) -> Result<PublicKey, Error> {
+        PublicKey::from_bytes(&read(&self.dir, "public.key")?).map_err(|e| store_error(&self.dir.join("public.key"), e))
     }
 
     fn device_id(&self) -> Result<DeviceId, Error> {
@@ -165,13 +254,8 @@ impl DeviceStore {
     pub fn load(&self) -> Result<Identity, Error> {
         let device_id = self.device_id()?;
         let signing_key = self.signing_key()?;
-        let public_key = PublicKey::from_bytes(&read(&self.dir, "public.key")?)
-            .map_err(|e| store_error(&self.dir.join("public.key"), e))?;
-        let vk: [u8; 32] = read(&self.dir, "authority.pub")?
-            .try_into()
-            .map_err(|_| store_error(&self.dir.join("authority.pub"), "not a 32-byte key"))?;
-        let authority_key =
-            VerifyingKey::from_bytes(&vk).map_err(|e| store_error(&self.dir.join("authority.pub"), e))?;
+        let public_key = self.public_key()?;
+        let authority_key = self.authority_key()?;
         let user_key = UserKey::from_bytes(&Zeroizing::new(read(&self.dir, "user.key")?))
             .map_err(|e| store_error(&self.dir.join("user.key"), e))?;
         let credential = read(&self.dir, "credential")?;
@@ -184,7 +268,7 @@ impl DeviceStore {
         if user_key.params_id() != public_key.id() {
             return Err(store_error(&self.dir, "attribute key does not belong to these public parameters"));
         }
-        let url = String::from_utf8(read(&self.dir, "authority.url")?).map_err(|e| store_error(&self.dir, e))?;
+        let url = self.authority_url()?;
         let epoch = verified.body().epoch;
         Ok(Identity {
             device_id,
@@ -195,7 +279,7 @@ impl DeviceStore {
             authority_key,
             user_key,
             epoch,
-            authority_url: url.trim().to_owned(),
+            authority_url: url,
         })
     }
 }

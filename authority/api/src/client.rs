@@ -7,10 +7,10 @@ use base64::Engine as _;
 use rand_core::{CryptoRng, RngCore};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use smqtt_abe::{PublicKey, UserKey};
+use smqtt_abe::{Policy, PublicKey, UserKey};
 use smqtt_wire::{
-    enrollment_signing_bytes, DeviceId, KeyRequest, ReplySecret, SigningKey, UnverifiedCredential, VerifiedCredential,
-    VerifyingKey, ENROLL_DOMAIN,
+    enrollment_signing_bytes, enrollment_token_authority, DeviceId, EpochStatement, KeyDelivery, KeyRequest,
+    ReplySecret, SigningKey, UnverifiedCredential, VerifiedCredential, VerifiedEpoch, VerifyingKey, ENROLL_DOMAIN,
 };
 use zeroize::Zeroizing;
 
@@ -23,7 +23,9 @@ use crate::ClientError;
 /// Largest answer body read from the authority (keys for 256 attributes are well below this).
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// Decoded public parameters: the FAME public key and the authority's verifying key, with the epoch.
+/// Decoded public parameters: the FAME public key and the authority's verifying key, with the epoch. The
+/// epoch statement verified under `verifying_key` and names `public_key`'s parameter set; whether
+/// `verifying_key` is the right authority is the caller's question ([`Client::params_pinned`] answers it).
 #[derive(Debug)]
 pub struct Params {
     /// The FAME public key.
@@ -32,6 +34,34 @@ pub struct Params {
     pub verifying_key: VerifyingKey,
     /// The current epoch.
     pub epoch: EpochInfo,
+    /// The current epoch as verified by `verifying_key`.
+    pub statement: VerifiedEpoch,
+}
+
+impl Params {
+    /// These parameters as the trust a device pins.
+    pub fn pinned(&self) -> Pinned<'_> {
+        Pinned { verifying_key: &self.verifying_key, public_key: &self.public_key }
+    }
+}
+
+/// What a device trusts: the authority key it pinned at enrollment and the FAME public key that authority
+/// vouched for then. Every later answer is checked against these, never against what the network offers.
+#[derive(Clone, Copy, Debug)]
+pub struct Pinned<'a> {
+    /// The pinned authority verifying key.
+    pub verifying_key: &'a VerifyingKey,
+    /// The pinned FAME public key.
+    pub public_key: &'a PublicKey,
+}
+
+/// What enrollment returns: the authority's parameters (checked against the pinned key) and the credential.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// The authority's parameters, verified against the pinned authority key.
+    pub params: Params,
+    /// The device's first credential.
+    pub credential: VerifiedCredential,
 }
 
 /// What a key request returns, opened and checked.
@@ -39,6 +69,8 @@ pub struct Params {
 pub struct DeviceKeys {
     /// The epoch the key belongs to.
     pub epoch: EpochInfo,
+    /// The same epoch, verified under the pinned authority key.
+    pub statement: VerifiedEpoch,
     /// The FAME attribute key (attributes plus `epoch:<N>`).
     pub user_key: UserKey,
     /// The device's credential for this epoch, verified against the authority key.
@@ -163,15 +195,40 @@ impl Client {
             .map_err(|_| ClientError::Decode("verifying key is not 32 bytes".into()))?;
         let verifying_key =
             VerifyingKey::from_bytes(&vk).map_err(|e| ClientError::Decode(format!("verifying key: {e}")))?;
-        Ok(Params { public_key, verifying_key, epoch: raw.epoch })
+        let statement = verify_epoch(&raw.epoch, &verifying_key, &public_key)?;
+        Ok(Params { public_key, verifying_key, epoch: raw.epoch, statement })
     }
 
-    /// `GET /v1/epoch`.
+    /// `GET /v1/params`, refused unless the authority's verifying key is `pinned` (and its epoch statement,
+    /// signed by that key, names the FAME public key it serves).
+    ///
+    /// # Errors
+    /// [`ClientError::AuthorityKeyMismatch`] for another authority key; as [`params`](Self::params).
+    pub fn params_pinned(&self, pinned: &VerifyingKey) -> Result<Params, ClientError> {
+        let params = self.params()?;
+        if params.verifying_key != *pinned {
+            return Err(ClientError::AuthorityKeyMismatch {
+                pinned: pinned.fingerprint(),
+                offered: params.verifying_key.fingerprint(),
+            });
+        }
+        Ok(params)
+    }
+
+    /// `GET /v1/epoch` (unverified: see [`epoch_verified`](Self::epoch_verified)).
     ///
     /// # Errors
     /// [`ClientError`].
     pub fn epoch(&self) -> Result<EpochInfo, ClientError> {
         self.get("/v1/epoch")
+    }
+
+    /// `GET /v1/epoch`, its statement verified against the pinned authority key and parameter set.
+    ///
+    /// # Errors
+    /// [`ClientError::BadAuthoritySignature`], [`ClientError::ParamsChanged`]; as [`epoch`](Self::epoch).
+    pub fn epoch_verified(&self, pinned: Pinned<'_>) -> Result<VerifiedEpoch, ClientError> {
+        verify_epoch(&self.epoch()?, pinned.verifying_key, pinned.public_key)
     }
 
     /// Admin: register a device.
@@ -233,24 +290,72 @@ impl Client {
     /// Device: enroll with a one-time token, proving possession of `device_key`; returns the verified credential.
     ///
     /// # Errors
-    /// [`ClientError`]; a credential that does not verify against the authority key is [`ClientError::Decode`].
+    /// As [`enroll_pinned`](Self::enroll_pinned).
     pub fn enroll(&self, token: &str, device_key: &SigningKey) -> Result<VerifiedCredential, ClientError> {
-        let params = self.params()?;
+        self.enroll_pinned(token, device_key, None).map(|e| e.credential)
+    }
+
+    /// Device: enroll with a one-time token, refusing any authority but the one the token pins (or `pinned`,
+    /// given out of band; if both are present they must agree). Returns the verified parameters and credential.
+    ///
+    /// # Errors
+    /// [`ClientError::NoPinnedAuthority`] for a token that pins no key when `pinned` is `None`;
+    /// [`ClientError::AuthorityKeyMismatch`]; [`ClientError`] for transport and HTTP failures; a credential
+    /// that does not verify against the pinned key is [`ClientError::BadAuthoritySignature`].
+    pub fn enroll_pinned(
+        &self,
+        token: &str,
+        device_key: &SigningKey,
+        pinned: Option<&VerifyingKey>,
+    ) -> Result<Enrollment, ClientError> {
+        let from_token = enrollment_token_authority(token).ok();
+        let pin = match (from_token, pinned) {
+            (Some(a), Some(b)) if a != *b => {
+                return Err(ClientError::AuthorityKeyMismatch { pinned: b.fingerprint(), offered: a.fingerprint() })
+            }
+            (Some(key), _) => key,
+            (None, Some(key)) => *key,
+            (None, None) => return Err(ClientError::NoPinnedAuthority),
+        };
+        let params = self.params_pinned(&pin)?;
         let public = device_key.verifying_key();
         let signature = device_key.sign(ENROLL_DOMAIN, &enrollment_signing_bytes(token, &public));
         let body =
             EnrollRequest { token: token.to_owned(), device_key: b64(&public.to_bytes()), signature: b64(&signature) };
         let enrolled: Enrolled = self.post("/v1/enroll", &body)?;
-        verify_credential(&enrolled.credential, &params.verifying_key)
+        let credential = verify_credential(&enrolled.credential, &pin)?;
+        if credential.body().device_key != public {
+            return Err(ClientError::BadAuthoritySignature("credential for another device key"));
+        }
+        Ok(Enrollment { params, credential })
     }
 
-    /// Device: fetch the attribute key for the current epoch, sealed to a fresh ephemeral key, and open it.
+    /// Device: [`request_key_pinned`](Self::request_key_pinned) trusting `params` as pinned.
     ///
     /// # Errors
-    /// [`ClientError`]; a key or credential that does not open, decode or verify is [`ClientError::Decode`].
+    /// As [`request_key_pinned`](Self::request_key_pinned).
     pub fn request_key<R: RngCore + CryptoRng>(
         &self,
         params: &Params,
+        device_id: &DeviceId,
+        device_key: &SigningKey,
+        rng: &mut R,
+    ) -> Result<DeviceKeys, ClientError> {
+        self.request_key_pinned(params.pinned(), device_id, device_key, rng)
+    }
+
+    /// Device: fetch the attribute key for the current epoch, sealed to a fresh ephemeral key, and open it —
+    /// only after the authority's signature over the delivery (request, epoch, parameter set, sealed key,
+    /// credential) verified under the pinned key; then the key must decapsulate a capsule made under the pinned
+    /// FAME public key for its epoch before it is returned.
+    ///
+    /// # Errors
+    /// [`ClientError::BadAuthoritySignature`] for a delivery, epoch statement or credential the pinned key did
+    /// not sign; [`ClientError::ParamsChanged`] for a key of another FAME parameter set; [`ClientError::KeyMismatch`]
+    /// for a key that fails the trial decapsulation; [`ClientError`] for transport and HTTP failures.
+    pub fn request_key_pinned<R: RngCore + CryptoRng>(
+        &self,
+        pinned: Pinned<'_>,
         device_id: &DeviceId,
         device_key: &SigningKey,
         rng: &mut R,
@@ -270,12 +375,31 @@ impl Client {
         };
         let issued: IssuedKey = self.post("/v1/keys", &body)?;
         let sealed = unb64("sealed key", &issued.sealed_key)?;
+        let credential_bytes = unb64("credential", &issued.credential)?;
+        let signature: [u8; 64] = unb64("delivery signature", &issued.delivery_signature)?
+            .try_into()
+            .map_err(|_| ClientError::Decode("delivery signature is not 64 bytes".into()))?;
+        let params_id = *pinned.public_key.id().as_bytes();
+        KeyDelivery::new(&request, issued.epoch.epoch, &params_id, &sealed, &credential_bytes)
+            .verify(pinned.verifying_key, &signature)
+            .map_err(|_| ClientError::BadAuthoritySignature("key delivery"))?;
+        let statement = verify_epoch(&issued.epoch, pinned.verifying_key, pinned.public_key)?;
+        let credential = verify_credential(&issued.credential, pinned.verifying_key)?;
+        if credential.body().device_id != *device_id || credential.body().device_key != device_key.verifying_key() {
+            return Err(ClientError::BadAuthoritySignature("credential for another device"));
+        }
+        if credential.body().epoch != statement.epoch() {
+            return Err(ClientError::Decode("credential and key are of different epochs".into()));
+        }
         let key_bytes = reply
             .open(&request.signing_bytes(), &sealed)
             .map_err(|e| ClientError::Decode(format!("sealed key: {e}")))?;
         let user_key = UserKey::from_bytes(&key_bytes).map_err(|e| ClientError::Decode(format!("user key: {e}")))?;
-        let credential = verify_credential(&issued.credential, &params.verifying_key)?;
-        Ok(DeviceKeys { epoch: issued.epoch, user_key, credential })
+        if user_key.params_id() != pinned.public_key.id() {
+            return Err(ClientError::ParamsChanged);
+        }
+        check_key_decapsulates(&user_key, pinned.public_key, statement.epoch(), rng)?;
+        Ok(DeviceKeys { epoch: issued.epoch, statement, user_key, credential })
     }
 
     /// Sends a prepared key request as is (tests use this to replay one).
@@ -289,9 +413,48 @@ impl Client {
 
 fn verify_credential(b64_text: &str, authority: &VerifyingKey) -> Result<VerifiedCredential, ClientError> {
     let bytes = unb64("credential", b64_text)?;
-    UnverifiedCredential::from_bytes(&bytes)
-        .and_then(|c| c.verify(authority, now_unix()))
-        .map_err(|e| ClientError::Decode(format!("credential: {e}")))
+    let unverified =
+        UnverifiedCredential::from_bytes(&bytes).map_err(|e| ClientError::Decode(format!("credential: {e}")))?;
+    unverified.verify(authority, now_unix()).map_err(|e| match e {
+        smqtt_wire::Error::BadSignature => ClientError::BadAuthoritySignature("credential"),
+        other => ClientError::Decode(format!("credential: {other}")),
+    })
+}
+
+/// Verifies an epoch's statement under `authority` and requires it to name `public_key`'s parameter set and
+/// to agree with the unsigned fields next to it.
+fn verify_epoch(
+    info: &EpochInfo,
+    authority: &VerifyingKey,
+    public_key: &PublicKey,
+) -> Result<VerifiedEpoch, ClientError> {
+    let statement = EpochStatement::parse(&info.statement)
+        .map_err(|e| ClientError::Decode(format!("epoch statement: {e}")))?
+        .verify(authority)
+        .map_err(|_| ClientError::BadAuthoritySignature("epoch statement"))?;
+    if statement.params_id() != public_key.id().as_bytes() {
+        return Err(ClientError::ParamsChanged);
+    }
+    if statement.epoch() != info.epoch || statement.body().started_at != info.started_at {
+        return Err(ClientError::Decode("epoch fields disagree with their signed statement".into()));
+    }
+    Ok(statement)
+}
+
+/// The key must open a capsule sealed under the pinned public key for its epoch: a key made under other
+/// parameters, or without this epoch's attribute, fails here in the pairing equation, not in a label check.
+fn check_key_decapsulates<R: RngCore + CryptoRng>(
+    key: &UserKey,
+    public_key: &PublicKey,
+    epoch: u64,
+    rng: &mut R,
+) -> Result<(), ClientError> {
+    let policy = Policy::parse(&format!("epoch:{epoch}")).map_err(|e| ClientError::Crypto(e.to_string()))?;
+    let (sent, capsule) = public_key.encapsulate(&policy, rng).map_err(|e| ClientError::Crypto(e.to_string()))?;
+    match key.decapsulate(public_key, &capsule) {
+        Ok(received) if received == sent => Ok(()),
+        _ => Err(ClientError::KeyMismatch),
+    }
 }
 
 fn path_segment(device_id: &str) -> Result<&str, ClientError> {
@@ -311,4 +474,66 @@ fn read_json<T: DeserializeOwned>(response: ureq::Response) -> Result<T, ClientE
         return Err(ClientError::Decode("answer too large".into()));
     }
     serde_json::from_slice(&body).map_err(|e| ClientError::Decode(format!("answer is not the expected JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smqtt_abe::AttributeSet;
+
+    fn key_for(master: &smqtt_abe::MasterKey, public: &PublicKey, attributes: &str) -> UserKey {
+        let attributes = AttributeSet::parse(attributes).unwrap_or_else(|e| panic!("{e}"));
+        master.keygen(public, &attributes, &mut rand_core::OsRng).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The trial decapsulation runs the pairing: a key of the epoch passes; a key without the epoch's attribute,
+    /// or one made under other parameters, fails in the math.
+    #[test]
+    fn only_a_key_of_the_pinned_parameters_and_epoch_passes_the_trial_decapsulation() {
+        let mut rng = rand_core::OsRng;
+        let (public, master) = smqtt_abe::setup(&mut rng).unwrap_or_else(|e| panic!("{e}"));
+        let (other_public, other_master) = smqtt_abe::setup(&mut rng).unwrap_or_else(|e| panic!("{e}"));
+        let good = key_for(&master, &public, "role:a, epoch:3");
+        assert_eq!(check_key_decapsulates(&good, &public, 3, &mut rng), Ok(()));
+        assert_eq!(check_key_decapsulates(&good, &public, 4, &mut rng), Err(ClientError::KeyMismatch));
+        let foreign = key_for(&other_master, &other_public, "role:a, epoch:3");
+        assert_eq!(check_key_decapsulates(&foreign, &public, 3, &mut rng), Err(ClientError::KeyMismatch));
+        // The foreign key relabelled as the pinned parameters' (header: magic 4, version, kind, then the
+        // 32-byte parameter id): it decodes, and only the pairing equation (the FO check) tells it apart.
+        let mut bytes = foreign.to_bytes();
+        bytes[6..38].copy_from_slice(public.id().as_bytes());
+        let relabelled = UserKey::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(relabelled.params_id(), public.id());
+        assert_eq!(check_key_decapsulates(&relabelled, &public, 3, &mut rng), Err(ClientError::KeyMismatch));
+    }
+
+    #[test]
+    fn epoch_statements_must_name_the_pinned_parameters_and_agree_with_their_fields() {
+        let mut rng = rand_core::OsRng;
+        let (public, _) = smqtt_abe::setup(&mut rng).unwrap_or_else(|e| panic!("{e}"));
+        let (other, _) = smqtt_abe::setup(&mut rng).unwrap_or_else(|e| panic!("{e}"));
+        let authority = SigningKey::from_bytes(&[5; 32]);
+        let info = |params: &PublicKey, epoch: u64, by: &SigningKey| EpochInfo {
+            epoch,
+            attribute: format!("epoch:{epoch}"),
+            started_at: 100,
+            next_rotation_at: None,
+            statement: smqtt_wire::EpochBody {
+                epoch: 2,
+                started_at: 100,
+                issued_at: 101,
+                params_id: *params.id().as_bytes(),
+            }
+            .sign(by),
+        };
+        let vk = authority.verifying_key();
+        assert!(verify_epoch(&info(&public, 2, &authority), &vk, &public).is_ok());
+        assert_eq!(verify_epoch(&info(&other, 2, &authority), &vk, &public).err(), Some(ClientError::ParamsChanged));
+        assert!(matches!(verify_epoch(&info(&public, 3, &authority), &vk, &public), Err(ClientError::Decode(_))));
+        let impostor = SigningKey::from_bytes(&[6; 32]);
+        assert_eq!(
+            verify_epoch(&info(&public, 2, &impostor), &vk, &public).err(),
+            Some(ClientError::BadAuthoritySignature("epoch statement"))
+        );
+    }
 }

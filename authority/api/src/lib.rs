@@ -20,7 +20,7 @@
 mod client;
 pub mod types;
 
-pub use client::{Client, DeviceKeys, Params};
+pub use client::{Client, DeviceKeys, Enrollment, Params, Pinned};
 pub use types::*;
 
 /// What a call to the authority can fail with.
@@ -46,4 +46,24 @@ pub enum ClientError {
     /// A local cryptographic step failed.
     #[error("{0}")]
     Crypto(String),
+    /// The authority offered another verifying key than the pinned one (fingerprints).
+    #[error("the authority's key {offered} is not the pinned key {pinned}: refusing it (a swapped trust root)")]
+    AuthorityKeyMismatch {
+        /// Fingerprint of the pinned key.
+        pinned: String,
+        /// Fingerprint of the key offered.
+        offered: String,
+    },
+    /// An enrollment token that pins no authority key, and none was given out of band.
+    #[error("the enrollment token pins no authority key; pass the authority's key explicitly")]
+    NoPinnedAuthority,
+    /// An answer the pinned authority key did not sign.
+    #[error("{0} is not signed by the pinned authority key")]
+    BadAuthoritySignature(&'static str),
+    /// An answer for another FAME parameter set than the pinned one.
+    #[error("the authority's FAME public parameters changed under this device: refusing them")]
+    ParamsChanged,
+    /// A delivered attribute key that does not decapsulate under the pinned public parameters.
+    #[error("the delivered attribute key does not belong to the pinned public parameters")]
+    KeyMismatch,
 }

@@ -29,6 +29,9 @@ pub struct EpochInfo {
     pub started_at: u64,
     /// When the scheduler will advance it (unix seconds), if periodic rotation is on.
     pub next_rotation_at: Option<u64>,
+    /// The same epoch as an authority-signed statement (`smqtt-epoch1.…`, `docs/wire.md` §10), binding the
+    /// number, its start and the FAME parameter set. Devices and brokers trust only this field.
+    pub statement: String,
 }
 
 /// `POST /v1/devices` (admin): register a device.
@@ -152,6 +155,9 @@ pub struct IssuedKey {
     pub sealed_key: String,
     /// A fresh credential for this epoch, base64.
     pub credential: String,
+    /// The authority's signature (base64) over the key delivery (`docs/wire.md` §10.2): the request's digest,
+    /// the epoch, the parameter set and the digests of `sealed_key` and `credential`.
+    pub delivery_signature: String,
 }
 
 /// `POST /v1/epoch/rotate` (admin) body.

@@ -143,12 +143,17 @@ enum Command {
         /// The authority's URL.
         #[arg(long)]
         authority: String,
-        /// The enrollment token.
+        /// The enrollment token (it pins the authority's key: any other authority is refused).
         #[arg(long)]
         token: String,
-        /// Where to keep the device's keys (created 0700).
+        /// Where to keep the device's keys (created 0700). Run the same command again after an interrupted
+        /// enrollment: it completes it with the same device key.
         #[arg(long)]
         store: PathBuf,
+        /// The authority's verifying key, given out of band (base64, or a file holding it such as the
+        /// authority's `authority.pub`); required for tokens that pin none, must agree with the token's otherwise.
+        #[arg(long = "authority-key", value_name = "KEY|FILE")]
+        authority_key: Option<String>,
     },
     /// Fetch a fresh key and credential for the authority's current epoch.
     Renew {
@@ -209,7 +214,7 @@ struct Failure(String, u8);
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         let code = match error {
-            Error::Authority(_) | Error::NotPermitted(_) => 1,
+            Error::Authority(_) | Error::NotPermitted(_) | Error::Untrusted(_) | Error::EpochRegressed { .. } => 1,
             _ => 2,
         };
         Failure(error.to_string(), code)
@@ -231,6 +236,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--authority-key`: base64 of the 32-byte key, or a file holding that text (or the raw 32 bytes).
+fn parse_authority_key(text: &str) -> Result<smqtt_wire::VerifyingKey, Failure> {
+    use base64::Engine as _;
+    let bad = |why: &str| Failure(format!("--authority-key: {why}"), 2);
+    let path = std::path::Path::new(text);
+    let bytes = if path.is_file() {
+        let raw = std::fs::read(path).map_err(|e| bad(&format!("{}: {e}", path.display())))?;
+        if raw.len() == 32 {
+            raw
+        } else {
+            let text = String::from_utf8(raw).map_err(|_| bad("file is neither 32 bytes nor base64 text"))?;
+            base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|_| bad("file is not base64"))?
+        }
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(text.trim()).map_err(|_| bad("not base64 nor a file"))?
+    };
+    let array: [u8; 32] = bytes.try_into().map_err(|_| bad("not a 32-byte key"))?;
+    smqtt_wire::VerifyingKey::from_bytes(&array).map_err(|e| bad(&e.to_string()))
+}
+
 fn json_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
@@ -247,10 +272,13 @@ fn json_string(text: &str) -> String {
 
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Enroll { authority, token, store } => {
-            let identity = tokio::task::spawn_blocking(move || DeviceStore::enroll(&store, &authority, &token))
-                .await
-                .map_err(|e| Failure(e.to_string(), 2))??;
+        Command::Enroll { authority, token, store, authority_key } => {
+            let pinned = authority_key.as_deref().map(parse_authority_key).transpose()?;
+            let identity = tokio::task::spawn_blocking(move || {
+                DeviceStore::enroll_pinned(&store, &authority, &token, pinned.as_ref())
+            })
+            .await
+            .map_err(|e| Failure(e.to_string(), 2))??;
             println!("enrolled {} (epoch {})", identity.device_id, identity.epoch);
             Ok(())
         }
