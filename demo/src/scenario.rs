@@ -160,13 +160,13 @@ pub(crate) async fn run(options: Options) -> Result<(), DemoError> {
 
     println!("\n[3/6] broker: rumqttd with the SMQTT gate (verifies credentials and envelope signatures; holds no");
     println!("      attribute key, cannot read a payload)");
-    let epoch_file = root.join("epoch");
-    std::fs::write(&epoch_file, "1\n").map_err(|e| setup_error("epoch file", e))?;
+    let epoch_file = root.join("epoch.statement");
     let legacy_password = "humidity-sensor-password";
     let broker = world::start_broker(&BrokerPlan {
         dir: &root,
         authority_pub: &root.join("stores").join(BROKER.id).join("authority.pub"),
         broker_store: &root.join("stores").join(BROKER.id),
+        authority_url: &authority.url,
         epoch_file: &epoch_file,
         legacy_username: LEGACY_USER,
         legacy_password,
@@ -238,17 +238,14 @@ pub(crate) async fn run(options: Options) -> Result<(), DemoError> {
         .map_err(|e| setup_error("revoke", e))?
         .map_err(|e| setup_error("revoke", e))?;
     let epoch = revoked.epoch.epoch;
-    std::fs::write(&epoch_file, format!("{epoch}\n")).map_err(|e| setup_error("epoch file", e))?;
     println!("    epoch {epoch}: keys now carry `epoch:{epoch}`, publishers encrypt for it");
     let renewed = sensor.renew(&sensor_store).await.map_err(|e| setup_error("renew temp-sensor", e))?;
     println!("    temp-sensor    renewed for epoch {renewed}");
-    let store = broker_store.clone();
-    let broker_epoch = tokio::task::spawn_blocking(move || store.renew())
-        .await
-        .map_err(|e| setup_error("renew broker", e))?
-        .map_err(|e| setup_error("renew broker", e))?
-        .epoch;
-    println!("    smqtt-broker   renewed its sealing identity for epoch {broker_epoch} (the gate reloads it)");
+    let broker_epoch = broker_follows(&broker, &broker_store, epoch).await?;
+    println!(
+        "    smqtt-broker   followed the authority's signed epoch {epoch} and renewed its sealing identity for epoch \
+         {broker_epoch} by itself"
+    );
     for sub in &mut subscribers {
         match sub.client.renew(&sub.store).await {
             Ok(e) => println!("    {:<13}  renewed for epoch {e}", sub.spec.id),
@@ -259,8 +256,7 @@ pub(crate) async fn run(options: Options) -> Result<(), DemoError> {
         }
     }
     expect(subscribers.iter().filter(|s| s.revoked).count() == 1, || "exactly alice is refused".into())?;
-    // The gate re-reads the epoch file (every second) and its sealing identity's store (every 5 s) on use.
-    tokio::time::sleep(Duration::from_millis(5200)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     publish_round(&sensor, &policy, &legacy, options.messages, LEGACY_MESSAGES, 2, &mut totals).await?;
     println!("    epoch {epoch} messages, who read what:");
     let mut round_two = Vec::new();
@@ -459,4 +455,20 @@ fn print_keep(authority: &world::AuthorityHandle, broker: &world::BrokerHandle, 
         broker.mqtt.port()
     );
     println!("  authority API: {}  (admin token: {})", authority.url, authority.admin_token);
+}
+
+/// Waits (at most 15 s) until the broker enforces `epoch` (it polls the authority's signed statement) and its
+/// sealing identity has renewed itself for it; returns the identity's epoch.
+async fn broker_follows(broker: &world::BrokerHandle, store: &DeviceStore, epoch: u64) -> Result<u64, DemoError> {
+    let enforced = format!("smqtt_gate_min_epoch {epoch}");
+    for _ in 0..150 {
+        let store = store.clone();
+        let identity = tokio::task::spawn_blocking(move || store.load().map(|i| i.epoch)).await.ok();
+        let sealing = identity.and_then(Result::ok).unwrap_or(0);
+        if broker.running.metrics_text().lines().any(|l| l == enforced) && sealing >= epoch {
+            return Ok(sealing);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(DemoError::Setup(format!("the broker did not follow the authority to epoch {epoch} within 15 s")))
 }

@@ -108,6 +108,7 @@ pub(crate) struct BrokerPlan<'a> {
     pub(crate) dir: &'a Path,
     pub(crate) authority_pub: &'a Path,
     pub(crate) broker_store: &'a Path,
+    pub(crate) authority_url: &'a str,
     pub(crate) epoch_file: &'a Path,
     pub(crate) legacy_username: &'a str,
     pub(crate) legacy_password: &'a str,
@@ -146,6 +147,9 @@ listen = "127.0.0.1:0"   # a free port
 
 [gate.authority]
 verifying_key = "{vk}"
+# The broker follows the authority's signed epoch statements (never backwards) and keeps the newest here.
+url = "{url}"
+epoch_poll_secs = 1
 epoch_file = "{epoch}"
 
 [gate.topics]
@@ -169,6 +173,7 @@ publish = ["{legacy_topic}"]
 "#,
         vk = plan.authority_pub.display(),
         epoch = plan.epoch_file.display(),
+        url = plan.authority_url,
         store = plan.broker_store.display(),
         legacy_topic = plan.legacy_topic,
         legacy_policy = plan.legacy_policy,

@@ -31,6 +31,10 @@ pub(crate) struct FileConfig {
     pub(crate) legacy: Vec<LegacyFile>,
 }
 
+fn default_epoch_poll() -> u64 {
+    10
+}
+
 fn yes() -> bool {
     true
 }
@@ -42,6 +46,9 @@ pub(crate) struct AuthorityFile {
     #[serde(default)]
     pub(crate) min_epoch: u64,
     pub(crate) epoch_file: Option<PathBuf>,
+    pub(crate) url: Option<String>,
+    #[serde(default = "default_epoch_poll")]
+    pub(crate) epoch_poll_secs: u64,
     #[serde(default = "default_skew")]
     pub(crate) clock_skew_secs: u64,
     #[serde(default)]
@@ -54,6 +61,8 @@ impl Default for AuthorityFile {
             verifying_key: None,
             min_epoch: 0,
             epoch_file: None,
+            url: None,
+            epoch_poll_secs: default_epoch_poll(),
             clock_skew_secs: default_skew(),
             deny_devices: Vec::new(),
         }
@@ -199,15 +208,6 @@ pub(crate) fn parse_verifying_key(bytes: &[u8], path: &Path) -> Result<Verifying
     };
     let raw = raw.ok_or_else(|| io_error(path, "not a 32-byte verifying key (raw, base64 or hex)"))?;
     VerifyingKey::from_bytes(&raw).map_err(|e| io_error(path, e))
-}
-
-/// Reads an epoch file: a decimal number, surrounding whitespace allowed.
-pub(crate) fn read_epoch(path: &Path) -> Result<u64, GateError> {
-    let bytes = read_small(path)?;
-    core::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .ok_or_else(|| io_error(path, "not a decimal epoch number"))
 }
 
 pub(crate) fn filters(list: &[String], what: &str) -> Result<Vec<TopicFilter>, GateError> {

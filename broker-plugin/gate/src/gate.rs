@@ -1,29 +1,26 @@
 //! The [`Gate`]: configuration in, decisions out.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use smqtt_wire::{
     validate_topic, ConnectToken, Error as WireError, ParsedEnvelope, TopicFilter, VerifiedCredential, VerifyingKey,
 };
 
 use crate::client_ids::{anonymous_owns, device_owns, legacy_owns, ANONYMOUS_PREFIX, LEGACY_PREFIX};
-use crate::config::{
-    config_error, filters, io_error, parse_verifying_key, read_epoch, read_small, seal_rules, FileConfig,
-};
+use crate::config::{config_error, filters, io_error, parse_verifying_key, read_small, seal_rules, FileConfig};
+use crate::epoch::EpochFollower;
 use crate::filters::{filter_within, unshared};
 use crate::legacy::{Legacy, Sealing};
 use crate::metrics::{Check, Metrics};
 use crate::refusal::{GateError, PublishDecision, Refusal, RefusalReason};
+use crate::renewed::Renewals;
 use crate::session::{ClientSession, Role};
 
 /// Longest client id or username looked at (MQTT's own bound).
 const MAX_ID: usize = 65_535;
-/// How often the epoch file is re-read, at most.
-const EPOCH_RECHECK: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 struct Registry {
@@ -38,9 +35,8 @@ pub struct Gate {
     enforcement: bool,
     authority: Option<VerifyingKey>,
     min_epoch: u64,
-    epoch_file: Option<PathBuf>,
-    epoch: AtomicU64,
-    epoch_checked: Mutex<Instant>,
+    /// The authority's signed epoch, followed forward only (absent without an authority key).
+    epochs: Option<Arc<EpochFollower>>,
     skew: u64,
     deny_devices: HashSet<String>,
     max_payload: usize,
@@ -55,8 +51,10 @@ pub struct Gate {
     open: Vec<TopicFilter>,
     deny_subscribe: Vec<TopicFilter>,
     legacy: Legacy,
-    sealing: Option<Sealing>,
+    sealing: Option<Arc<Sealing>>,
     sessions: Mutex<Registry>,
+    /// Credentials connected devices renewed in place since their CONNECT.
+    renewals: Renewals,
     metrics: Metrics,
 }
 
@@ -120,14 +118,35 @@ impl Gate {
             }
             None => None,
         };
-        let epoch_file = file.authority.epoch_file.as_deref().map(resolve);
-        let mut epoch = file.authority.min_epoch;
-        if let Some(path) = &epoch_file {
-            epoch = epoch.max(read_epoch(path)?);
-        }
         let sealing = match &file.sealing {
-            Some(sealing) => Some(Sealing::new(resolve(&sealing.store), seal_rules(sealing)?)?),
+            Some(sealing) => Some(Arc::new(Sealing::new(resolve(&sealing.store), seal_rules(sealing)?)?)),
             None => None,
+        };
+        let epoch_file = file.authority.epoch_file.as_deref().map(resolve);
+        let epochs = match authority {
+            Some(key) if epoch_file.is_some() || file.authority.url.is_some() => {
+                let follower = Arc::new(EpochFollower::new(
+                    key,
+                    file.authority.min_epoch,
+                    epoch_file,
+                    file.authority.url.clone(),
+                )?);
+                if let Some(sealing) = &sealing {
+                    // The sealing identity renews itself as soon as the gate learns of a newer epoch.
+                    let weak = Arc::downgrade(sealing);
+                    follower.on_advance(Box::new(move |epoch| {
+                        if let Some(sealing) = weak.upgrade() {
+                            sealing.follow(epoch);
+                        }
+                    }));
+                }
+                follower.spawn_poller(Duration::from_secs(file.authority.epoch_poll_secs.max(1)));
+                Some(follower)
+            }
+            _ if epoch_file.is_some() || file.authority.url.is_some() => {
+                return Err(config_error("[authority] epoch_file and url need verifying_key"))
+            }
+            _ => None,
         };
         if file.limits.max_payload == 0 || file.limits.max_sessions == 0 {
             return Err(config_error("[limits] values must be positive"));
@@ -136,9 +155,7 @@ impl Gate {
             enforcement: file.enforcement,
             authority,
             min_epoch: file.authority.min_epoch,
-            epoch_file,
-            epoch: AtomicU64::new(epoch),
-            epoch_checked: Mutex::new(Instant::now()),
+            epochs,
             skew: file.authority.clock_skew_secs,
             deny_devices: file.authority.deny_devices.iter().cloned().collect(),
             max_payload: file.limits.max_payload,
@@ -153,6 +170,7 @@ impl Gate {
             legacy: Legacy::new(&file.legacy)?,
             sealing,
             sessions: Mutex::new(Registry::default()),
+            renewals: Renewals::new(file.limits.max_sessions),
             metrics: Metrics::default(),
         })
     }
@@ -167,23 +185,35 @@ impl Gate {
         self.max_payload
     }
 
-    /// The oldest credential epoch accepted now: the configured `min_epoch`, or the epoch file's if higher.
+    /// The oldest credential epoch accepted now: the configured `min_epoch`, or the newest signed epoch statement
+    /// the gate has accepted (from `epoch_file` or the authority's `url`), if higher.
     pub fn current_epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Relaxed)
+        self.epochs.as_ref().map_or(self.min_epoch, |e| e.current())
+    }
+
+    /// Offers an epoch statement (`smqtt-epoch1.…`, e.g. pushed by an operator's tool): taken if it verifies
+    /// under the authority key and is newer than the epoch in force; returns whether the epoch advanced.
+    ///
+    /// # Errors
+    /// [`GateError::Config`] for a gate that follows no epochs, or text that is not a statement signed by the
+    /// authority key.
+    pub fn offer_epoch_statement(&self, text: &str) -> Result<bool, GateError> {
+        let follower = self.epochs.as_ref().ok_or_else(|| config_error("no [authority] epoch_file or url"))?;
+        follower.offer(text)
+    }
+
+    /// Fetches the authority's epoch statement now (blocking; the poller does this every `epoch_poll_secs`).
+    ///
+    /// # Errors
+    /// [`GateError::Config`] for a gate without `url`, an unreachable authority or an unverifiable statement.
+    pub fn poll_epoch(&self) -> Result<bool, GateError> {
+        let follower = self.epochs.as_ref().ok_or_else(|| config_error("no [authority] url"))?;
+        follower.poll_once()
     }
 
     fn refresh_epoch(&self) {
-        let Some(path) = &self.epoch_file else { return };
-        {
-            let mut checked = self.epoch_checked.lock().unwrap_or_else(PoisonError::into_inner);
-            if checked.elapsed() < EPOCH_RECHECK {
-                return;
-            }
-            *checked = Instant::now();
-        }
-        // An unreadable file keeps the last value: revocation never goes backwards by accident.
-        if let Ok(epoch) = read_epoch(path) {
-            self.epoch.store(self.min_epoch.max(epoch), Ordering::Relaxed);
+        if let Some(follower) = &self.epochs {
+            follower.refresh();
         }
     }
 
@@ -476,14 +506,22 @@ impl Gate {
                 }
                 match seal_rule {
                     _ if clearing => Ok(None),
-                    Some((sealing, rule)) => sealing.seal(rule, topic, payload, retain).map(Some),
+                    Some((sealing, rule)) => sealing.seal(rule, topic, payload, retain, self.current_epoch()).map(Some),
                     None if enforced => {
                         Err(refuse(RefusalReason::NotAnEnvelope, "legacy clients cannot publish on protected topics"))
                     }
                     None => Ok(None),
                 }
             }
-            Role::Device(credential) => {
+            Role::Device(connected) => {
+                let renewed = self.renewals.effective(
+                    connected,
+                    self.current_epoch(),
+                    payload,
+                    self.authority.as_ref(),
+                    now_unix(),
+                );
+                let credential = renewed.as_ref().unwrap_or(connected);
                 self.credential_current(credential)?;
                 if !credential.may_publish(topic) {
                     return Err(refuse(

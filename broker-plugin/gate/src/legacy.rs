@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,6 +21,8 @@ const MAX_PASSWORD: usize = 1024;
 const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 /// How often the broker's device store is checked for a renewed credential.
 const STORE_RECHECK: Duration = Duration::from_secs(5);
+/// After a renewal attempt of the sealing identity, the next one waits at least this long.
+const RENEW_RETRY: Duration = Duration::from_secs(1);
 
 pub(crate) struct LegacyClient {
     pub(crate) username: String,
@@ -109,6 +112,8 @@ impl Legacy {
 
 struct SealState {
     sealer: Sealer,
+    /// The epoch of the sealer's credential and key.
+    epoch: u64,
     credential_mtime: Option<SystemTime>,
     checked: Instant,
 }
@@ -118,13 +123,15 @@ pub(crate) struct Sealing {
     rules: Vec<SealRule>,
     store: PathBuf,
     state: Mutex<SealState>,
+    /// A renewal of the identity at the authority is under way (one at a time).
+    renewing: Arc<AtomicBool>,
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<Sealer, GateError> {
+fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<(Sealer, u64), GateError> {
     let identity = DeviceStore::at(store).load().map_err(|e| GateError::Identity(e.to_string()))?;
     let rights = &identity.verified.body().publish;
     for rule in rules {
@@ -137,21 +144,24 @@ fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<Sealer, GateError> {
             )));
         }
     }
-    Ok(Sealer::new(
+    let epoch = identity.epoch;
+    let sealer = Sealer::new(
         identity.device_id,
         identity.signing_key,
         identity.credential,
         Arc::new(identity.public_key),
-        identity.epoch,
+        epoch,
         SessionPolicy::default(),
-    ))
+    );
+    Ok((sealer, epoch))
 }
 
 impl Sealing {
     pub(crate) fn new(store: PathBuf, rules: Vec<SealRule>) -> Result<Sealing, GateError> {
-        let sealer = load_sealer(&store, &rules)?;
-        let state = SealState { sealer, credential_mtime: mtime(&store.join("credential")), checked: Instant::now() };
-        Ok(Sealing { rules, store, state: Mutex::new(state) })
+        let (sealer, epoch) = load_sealer(&store, &rules)?;
+        let state =
+            SealState { sealer, epoch, credential_mtime: mtime(&store.join("credential")), checked: Instant::now() };
+        Ok(Sealing { rules, store, state: Mutex::new(state), renewing: Arc::new(AtomicBool::new(false)) })
     }
 
     /// The rule for `topic`, if it is a sealed topic.
@@ -159,21 +169,69 @@ impl Sealing {
         self.rules.iter().find(|r| r.filter.matches(topic))
     }
 
+    /// Reloads the identity if its store holds a renewed credential.
+    fn reload(&self, state: &mut SealState) {
+        state.checked = Instant::now();
+        let now = mtime(&self.store.join("credential"));
+        if now != state.credential_mtime {
+            // A renewed identity; keep the old one if the new one is broken.
+            if let Ok((sealer, epoch)) = load_sealer(&self.store, &self.rules) {
+                state.sealer = sealer;
+                state.epoch = epoch;
+                state.credential_mtime = now;
+            }
+        }
+    }
+
+    /// Called whenever the gate learns the epoch in force: an identity of an older epoch renews itself at the
+    /// authority (on a thread of its own, one renewal at a time; the store's signed answers are checked against
+    /// the authority key it pinned at enrollment).
+    pub(crate) fn follow(&self, epoch: u64) {
+        let behind = match self.state.lock() {
+            Ok(mut state) if state.epoch < epoch => {
+                self.reload(&mut state);
+                state.epoch < epoch
+            }
+            _ => false,
+        };
+        if !behind || self.renewing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (store, renewing) = (self.store.clone(), Arc::clone(&self.renewing));
+        let spawned = std::thread::Builder::new().name("smqtt-seal-renew".into()).spawn(move || {
+            let _ = DeviceStore::at(&store).renew();
+            // Failures are retried at the next epoch check (a renewal refused by the authority stays refused).
+            std::thread::sleep(RENEW_RETRY);
+            renewing.store(false, Ordering::Release);
+        });
+        if spawned.is_err() {
+            self.renewing.store(false, Ordering::Release);
+        }
+    }
+
     /// Seals `payload` for `topic` under the rule's policy, with the broker's identity (reloaded when its
-    /// store holds a renewed credential).
-    pub(crate) fn seal(&self, rule: &SealRule, topic: &str, payload: &[u8], retain: bool) -> Result<Vec<u8>, Refusal> {
+    /// store holds a renewed credential). Never seals for an epoch older than `epoch`, the one in force: until
+    /// the identity has renewed, such publishes are refused (`seal_failed`).
+    pub(crate) fn seal(
+        &self,
+        rule: &SealRule,
+        topic: &str,
+        payload: &[u8],
+        retain: bool,
+        epoch: u64,
+    ) -> Result<Vec<u8>, Refusal> {
         let failed = |m: String| Refusal::new(RefusalReason::SealFailed, m);
         let mut state = self.state.lock().map_err(|_| failed("sealer state poisoned".into()))?;
-        if state.checked.elapsed() >= STORE_RECHECK {
-            state.checked = Instant::now();
-            let now = mtime(&self.store.join("credential"));
-            if now != state.credential_mtime {
-                // A renewed identity (e.g. `smqtt renew` after an epoch change); keep the old one if it is broken.
-                if let Ok(sealer) = load_sealer(&self.store, &self.rules) {
-                    state.sealer = sealer;
-                    state.credential_mtime = now;
-                }
-            }
+        if state.checked.elapsed() >= STORE_RECHECK || state.epoch < epoch {
+            self.reload(&mut state);
+        }
+        if state.epoch < epoch {
+            drop(state);
+            self.follow(epoch);
+            return Err(failed(format!(
+                "the broker's sealing identity is of an epoch older than {epoch}: renewing it, not sealing for a \
+                 past epoch"
+            )));
         }
         state
             .sealer

@@ -88,7 +88,10 @@
 //! [authority]
 //! verifying_key = "authority.pub"       # the authority's file (base64) or a device store's (32 raw bytes)
 //! min_epoch = 0                         # credentials of older epochs are refused
-//! epoch_file = "epoch"                  # optional: the current epoch, decimal; re-read at most every second
+//! epoch_file = "epoch.statement"        # optional: a signed epoch statement (smqtt-authority epoch statement);
+//!                                       # re-read at most every second, or the url's cache when url is set
+//! url = "http://127.0.0.1:8740"         # optional: follow the authority itself (GET /v1/epoch, signed)
+//! epoch_poll_secs = 10                  # how often url is polled
 //! clock_skew_secs = 120                 # CONNECT token freshness
 //! deny_devices = []                     # device ids refused outright
 //! [limits]
@@ -127,11 +130,13 @@
 
 mod client_ids;
 mod config;
+mod epoch;
 mod filters;
 mod gate;
 mod legacy;
 mod metrics;
 mod refusal;
+mod renewed;
 mod session;
 
 pub use client_ids::{anonymous_client_id, ANONYMOUS_PREFIX, LEGACY_PREFIX};

@@ -103,7 +103,7 @@ fn connect_tokens_and_their_failures() {
 fn epochs_and_denied_devices() {
     let f = Fixture::new();
     let epoch_file = f.path().join("epoch");
-    ok(std::fs::write(&epoch_file, "3\n"));
+    ok(std::fs::write(&epoch_file, f.epoch_statement(3)));
     let gate = f.gate("min_epoch = 2\nepoch_file = \"epoch\"\ndeny_devices = [\"banned\"]\n");
     assert_eq!(gate.current_epoch(), 3);
     let old = f.device_at("old", &["a/#"], 2);
@@ -120,7 +120,7 @@ fn epochs_and_denied_devices() {
     );
 
     // The authority rotates: the file says 4. Connected epoch-3 devices lose the right to publish too.
-    ok(std::fs::write(&epoch_file, "4"));
+    ok(std::fs::write(&epoch_file, f.epoch_statement(4)));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_eq!(
         reason(gate.authenticate("current", Some("current"), Some(current.token("current").as_bytes()))),
@@ -133,6 +133,39 @@ fn epochs_and_denied_devices() {
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let _ = gate.authenticate("x", None, None);
     assert_eq!(gate.current_epoch(), 4);
+}
+
+/// Whoever can write the broker's epoch file (or push statements) cannot roll revocation back or forward: only
+/// statements signed by the authority count, and never an older one.
+#[test]
+fn an_unsigned_forged_or_older_epoch_statement_cannot_move_the_gate() {
+    let f = Fixture::new();
+    let epoch_file = f.path().join("epoch");
+    ok(std::fs::write(&epoch_file, f.epoch_statement(4)));
+    let gate = f.gate("epoch_file = \"epoch\"\n");
+    assert_eq!(gate.current_epoch(), 4);
+    let revoked = f.device_at("revoked", &["a/#"], 3);
+    let impostor = SigningKey::generate(&mut rand_core::OsRng);
+    let forged =
+        smqtt_wire::EpochBody { epoch: 2, started_at: 1, issued_at: now(), params_id: [0; 32] }.sign(&impostor);
+    for attack in ["3\n".to_owned(), f.epoch_statement(3), forged, "garbage".to_owned()] {
+        ok(std::fs::write(&epoch_file, &attack));
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(
+            reason(gate.authenticate("revoked", Some("revoked"), Some(revoked.token("revoked").as_bytes()))),
+            RefusalReason::RevokedEpoch,
+            "{attack}"
+        );
+        assert_eq!(gate.current_epoch(), 4, "{attack}");
+        assert!(gate.offer_epoch_statement(&attack).map_or(true, |advanced| !advanced));
+    }
+    // The honest path: the authority's next statement, from the file or pushed.
+    assert_eq!(gate.offer_epoch_statement(&f.epoch_statement(5)).ok(), Some(true));
+    assert_eq!(gate.current_epoch(), 5);
+    // A gate whose epoch file holds a bare number refuses to start.
+    ok(std::fs::write(&epoch_file, "5\n"));
+    let error = f.try_gate("epoch_file = \"epoch\"\n").err();
+    assert!(error.is_some_and(|e| e.to_string().contains("signed by the authority")), "a bare number was accepted");
 }
 
 /// Unsigned envelopes (wire.md §6.5) on protected topics: refused unless the topic is configured for them, and

@@ -101,6 +101,17 @@ impl Fixture {
         Device { id: id.to_owned(), key, credential }
     }
 
+    /// The authority's signed statement of `epoch`, as `smqtt-authority epoch statement` writes it.
+    pub fn epoch_statement(&self, epoch: u64) -> String {
+        smqtt_wire::EpochBody {
+            epoch,
+            started_at: now() - 10,
+            issued_at: now(),
+            params_id: *self.public_key.id().as_bytes(),
+        }
+        .sign(&self.authority)
+    }
+
     /// A gate from `toml` (the `[authority]` table is prepended unless `toml` has one).
     pub fn gate(&self, toml: &str) -> Gate {
         ok(self.try_gate(toml))

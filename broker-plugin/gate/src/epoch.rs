@@ -1,0 +1,241 @@
+//! Following the authority's epoch: only signed statements (`docs/wire.md` §10.2), never backwards.
+//!
+//! Two sources, either or both (`[authority]` in the gate configuration):
+//! - `epoch_file`: a file holding a statement (`smqtt-epoch1.…`), written by the authority (`[epochs]
+//!   statement_file`, or `smqtt-authority epoch statement -o FILE`). Re-read at most once a second.
+//! - `url`: the authority itself, polled every `epoch_poll_secs` (`GET /v1/epoch`); a newer statement is also
+//!   written to `epoch_file` when one is configured, so a restarted broker starts from it.
+//!
+//! A statement that does not verify under the authority key, or that names an older epoch than one already
+//! accepted, changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use smqtt_wire::{EpochStatement, VerifiedEpoch, VerifyingKey};
+
+use crate::config::{io_error, read_small};
+use crate::refusal::GateError;
+
+/// How often the epoch file is re-read, at most.
+const FILE_RECHECK: Duration = Duration::from_secs(1);
+
+/// The epoch the gate enforces, learnt from signed statements.
+pub(crate) struct EpochFollower {
+    authority: VerifyingKey,
+    floor: u64,
+    file: Option<PathBuf>,
+    url: Option<String>,
+    current: AtomicU64,
+    newest: Mutex<Option<VerifiedEpoch>>,
+    file_checked: Mutex<Instant>,
+    /// Called with the new epoch after every advance, from whichever thread learnt it.
+    listeners: Mutex<Vec<Listener>>,
+}
+
+type Listener = Box<dyn Fn(u64) + Send + Sync>;
+
+impl core::fmt::Debug for EpochFollower {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EpochFollower")
+            .field("current", &self.current())
+            .field("file", &self.file)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_statement(path: &Path, authority: &VerifyingKey) -> Result<VerifiedEpoch, GateError> {
+    let bytes = read_small(path)?;
+    let text = core::str::from_utf8(&bytes).map_err(|_| io_error(path, "not UTF-8"))?;
+    let statement = EpochStatement::parse(text).map_err(|e| {
+        io_error(
+            path,
+            format!(
+                "{e}: the epoch file must hold a statement signed by the authority (smqtt-authority epoch \
+                 statement -o FILE, or [epochs] statement_file), not a bare number"
+            ),
+        )
+    })?;
+    statement.verify(authority).map_err(|_| io_error(path, "epoch statement not signed by the authority key"))
+}
+
+/// Writes `text` to `path` atomically (temporary file in the same directory, fsync, rename).
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+impl EpochFollower {
+    /// A follower starting at `floor` (the configured `min_epoch`) or the statement in `file`, if higher.
+    ///
+    /// # Errors
+    /// [`GateError::Io`] for an `epoch_file` that exists but holds no statement signed by `authority` (or, without
+    /// a `url`, does not exist).
+    pub(crate) fn new(
+        authority: VerifyingKey,
+        floor: u64,
+        file: Option<PathBuf>,
+        url: Option<String>,
+    ) -> Result<EpochFollower, GateError> {
+        let follower = EpochFollower {
+            authority,
+            floor,
+            file,
+            url,
+            current: AtomicU64::new(floor),
+            newest: Mutex::new(None),
+            file_checked: Mutex::new(Instant::now()),
+            listeners: Mutex::new(Vec::new()),
+        };
+        if let Some(path) = &follower.file {
+            if path.exists() || follower.url.is_none() {
+                follower.accept(read_statement(path, &follower.authority)?);
+            }
+        }
+        Ok(follower)
+    }
+
+    /// The oldest credential epoch accepted now.
+    pub(crate) fn current(&self) -> u64 {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Calls `listener` with the epoch in force now and after every advance.
+    pub(crate) fn on_advance(&self, listener: Listener) {
+        listener(self.current());
+        self.listeners.lock().unwrap_or_else(PoisonError::into_inner).push(listener);
+    }
+
+    /// Takes `verified` if it is newer than what is held; returns whether it was.
+    fn accept(&self, verified: VerifiedEpoch) -> bool {
+        {
+            let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
+            if newest.is_some_and(|n| n.epoch() >= verified.epoch()) {
+                return false;
+            }
+            *newest = Some(verified);
+            self.current.fetch_max(self.floor.max(verified.epoch()), Ordering::Relaxed);
+        }
+        let epoch = self.current();
+        for listener in self.listeners.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            listener(epoch);
+        }
+        true
+    }
+
+    /// Offers statement text from any source; returns whether the epoch advanced.
+    ///
+    /// # Errors
+    /// [`GateError::Config`] for text that is not a statement signed by the authority key.
+    pub(crate) fn offer(&self, text: &str) -> Result<bool, GateError> {
+        let verified = EpochStatement::parse(text)
+            .and_then(|s| s.verify(&self.authority))
+            .map_err(|e| GateError::Config(format!("epoch statement refused: {e}")))?;
+        let advanced = self.accept(verified);
+        if advanced && self.url.is_some() {
+            if let Some(path) = &self.file {
+                // Best effort: the broker keeps enforcing the new epoch even where it cannot write its cache.
+                let _ = write_atomic(path, &verified.to_text());
+            }
+        }
+        Ok(advanced)
+    }
+
+    /// Re-reads the epoch file if it is the source and a second has passed. An unreadable or unsigned file
+    /// keeps the last value: revocation never goes backwards by accident or by an attacker's edit.
+    pub(crate) fn refresh(&self) {
+        if self.url.is_some() {
+            return;
+        }
+        let Some(path) = &self.file else { return };
+        {
+            let mut checked = self.file_checked.lock().unwrap_or_else(PoisonError::into_inner);
+            if checked.elapsed() < FILE_RECHECK {
+                return;
+            }
+            *checked = Instant::now();
+        }
+        if let Ok(verified) = read_statement(path, &self.authority) {
+            self.accept(verified);
+        }
+    }
+
+    /// Fetches the authority's current statement once (blocking HTTP); returns whether the epoch advanced.
+    ///
+    /// # Errors
+    /// [`GateError::Config`] for an unreachable authority or a statement that does not verify.
+    pub(crate) fn poll_once(&self) -> Result<bool, GateError> {
+        let Some(url) = &self.url else { return Ok(false) };
+        let info = smqtt_authority_api::Client::new(url)
+            .epoch()
+            .map_err(|e| GateError::Config(format!("epoch from {url}: {e}")))?;
+        self.offer(&info.statement)
+    }
+
+    /// Polls the authority every `every` on a thread of its own until the follower is dropped.
+    pub(crate) fn spawn_poller(self: &Arc<Self>, every: Duration) {
+        if self.url.is_none() {
+            return;
+        }
+        let weak: Weak<EpochFollower> = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("smqtt-epoch-poll".into()).spawn(move || loop {
+            match weak.upgrade() {
+                Some(follower) => {
+                    let _ = follower.poll_once();
+                }
+                None => return,
+            }
+            std::thread::sleep(every);
+        });
+        // Without a thread the gate still enforces the epoch it started with (and the file, if any).
+        drop(spawned);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smqtt_wire::{EpochBody, SigningKey};
+
+    fn statement(key: &SigningKey, epoch: u64) -> String {
+        EpochBody { epoch, started_at: 10 * epoch, issued_at: 10 * epoch + 1, params_id: [1; 32] }.sign(key)
+    }
+
+    #[test]
+    fn follows_signed_statements_forward_only() {
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("epoch");
+        std::fs::write(&path, statement(&authority, 3)).unwrap_or_else(|e| panic!("{e}"));
+        let follower = EpochFollower::new(authority.verifying_key(), 1, Some(path.clone()), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(follower.current(), 3);
+        assert_eq!(follower.offer(&statement(&authority, 5)).ok(), Some(true));
+        assert_eq!(follower.current(), 5);
+        // Older, equal, foreign and unsigned statements change nothing.
+        assert_eq!(follower.offer(&statement(&authority, 4)).ok(), Some(false));
+        assert_eq!(follower.offer(&statement(&authority, 5)).ok(), Some(false));
+        let impostor = SigningKey::from_bytes(&[2; 32]);
+        assert!(follower.offer(&statement(&impostor, 9)).is_err());
+        assert!(follower.offer("9").is_err());
+        assert_eq!(follower.current(), 5);
+    }
+
+    #[test]
+    fn a_bare_number_in_the_epoch_file_is_refused_at_start() {
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("epoch");
+        std::fs::write(&path, "7\n").unwrap_or_else(|e| panic!("{e}"));
+        let error = EpochFollower::new(authority.verifying_key(), 1, Some(path), None).err();
+        assert!(error.is_some_and(|e| e.to_string().contains("not a bare number")));
+    }
+}
