@@ -19,6 +19,9 @@ pub enum Error {
     /// swapped trust root is refused, never stored.
     #[error("untrusted authority answer: {0}")]
     Untrusted(#[source] smqtt_authority_api::ClientError),
+    /// An enrollment token would travel in the clear: plain HTTP to an authority that is not on loopback.
+    #[error("refusing to send the enrollment token over plain HTTP to {0}: use https:// (or a loopback address)")]
+    InsecureAuthority(String),
     /// The authority offered an older epoch than this store has already seen signed.
     #[error("the authority offered epoch {offered}, older than epoch {stored} already seen: refusing it")]
     EpochRegressed {

@@ -35,4 +35,4 @@ pub use client::{
 };
 pub use error::{Error, MessageError};
 pub use session::{policy_for_epoch, Message, Opener, Sealer, SessionPolicy};
-pub use store::{DeviceStore, Identity};
+pub use store::{DeviceStore, EnrollOptions, Identity};

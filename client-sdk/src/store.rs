@@ -9,6 +9,7 @@
 //! authority.pub    the authority's verifying key, 32 bytes (pinned at enrollment, never replaced)
 //! epoch.statement  the newest authority-signed epoch statement seen (`smqtt-epoch1.…`)
 //! authority.url    where to renew
+//! authority.ca.pem optional: the CA that signs the authority's HTTPS certificate (else the system roots)
 //! ```
 //! Files are replaced atomically (write to a temporary file, fsync, rename), so a crash never leaves half a key.
 //!
@@ -98,8 +99,36 @@ fn authority_error(error: ClientError) -> Error {
     }
 }
 
+fn authority_client(url: &str, ca_pem: Option<&[u8]>) -> Result<Client, Error> {
+    match ca_pem {
+        Some(pem) => Client::with_ca_pem(url, pem).map_err(|e| Error::Authority(format!("authority CA: {e}"))),
+        None => Ok(Client::new(url)),
+    }
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// How to reach and trust the authority at enrollment, besides the token.
+#[derive(Clone, Debug, Default)]
+pub struct EnrollOptions {
+    /// The authority's verifying key given out of band; must agree with the token's pin when both are present.
+    pub authority_key: Option<VerifyingKey>,
+    /// PEM CA certificates for an `https://` authority with a private CA (kept in the store for renewals).
+    pub authority_ca_pem: Option<Vec<u8>>,
+}
+
+/// Whether `url` may carry an enrollment token: HTTPS, or plain HTTP to a loopback address only (the token is a
+/// bearer secret until redeemed; everything after enrollment is signed, so renewals may use either).
+fn token_may_travel_to(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else { return url.starts_with("https://") };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _port)| host),
+    };
+    host == "localhost" || host == "::1" || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A device store directory.
@@ -120,26 +149,31 @@ impl DeviceStore {
     /// # Errors
     /// As [`enroll_pinned`](Self::enroll_pinned).
     pub fn enroll(dir: &Path, authority_url: &str, token: &str) -> Result<Identity, Error> {
-        DeviceStore::enroll_pinned(dir, authority_url, token, None)
+        DeviceStore::enroll_pinned(dir, authority_url, token, &EnrollOptions::default())
     }
 
-    /// Like [`enroll`](Self::enroll), with the authority key given out of band (`pinned`) as well as, or instead
-    /// of, the one the token pins; if both are present they must agree.
+    /// Like [`enroll`](Self::enroll), with the authority key given out of band as well as, or instead of, the
+    /// one the token pins (if both are present they must agree), and optionally the CA of an HTTPS authority.
+    /// The token travels only over HTTPS, or plain HTTP to a loopback address.
     ///
     /// The device key is written before the authority is asked, so an enrollment interrupted by a crash is
     /// completed by running it again with the same token (the authority answers the same token and key
     /// again); a directory that already holds a credential is never overwritten.
     ///
     /// # Errors
-    /// [`Error::Store`] if the directory already holds an enrolled device or cannot be written;
-    /// [`Error::Untrusted`] for an authority that is not the pinned one (or a token that pins none, with no
-    /// `pinned` key), or answers it did not sign; [`Error::Authority`] for refusals and transport failures.
+    /// [`Error::InsecureAuthority`] for a plain-HTTP URL that is not loopback; [`Error::Store`] if the
+    /// directory already holds an enrolled device or cannot be written; [`Error::Untrusted`] for an authority
+    /// that is not the pinned one (or a token that pins none, with no key given), or answers it did not sign;
+    /// [`Error::Authority`] for refusals, a bad CA file and transport failures.
     pub fn enroll_pinned(
         dir: &Path,
         authority_url: &str,
         token: &str,
-        pinned: Option<&VerifyingKey>,
+        options: &EnrollOptions,
     ) -> Result<Identity, Error> {
+        if !token_may_travel_to(authority_url) {
+            return Err(Error::InsecureAuthority(authority_url.to_owned()));
+        }
         if dir.join("credential").exists() {
             return Err(store_error(dir, "already holds an enrolled device; refusing to overwrite it"));
         }
@@ -152,12 +186,16 @@ impl DeviceStore {
             write_atomic(&dir.join("device.key"), key.to_bytes().as_ref(), 0o600)?;
             key
         };
-        let client = Client::new(authority_url);
-        let enrollment = client.enroll_pinned(token, &signing_key, pinned).map_err(authority_error)?;
+        let client = authority_client(authority_url, options.authority_ca_pem.as_deref())?;
+        let enrollment =
+            client.enroll_pinned(token, &signing_key, options.authority_key.as_ref()).map_err(authority_error)?;
         let device_id = enrollment.credential.body().device_id.clone();
         let params = enrollment.params;
         write_atomic(&dir.join("device.id"), device_id.as_str().as_bytes(), 0o644)?;
         write_atomic(&dir.join("authority.url"), authority_url.as_bytes(), 0o644)?;
+        if let Some(ca) = &options.authority_ca_pem {
+            write_atomic(&dir.join("authority.ca.pem"), ca, 0o644)?;
+        }
         write_atomic(&dir.join("authority.pub"), &params.verifying_key.to_bytes(), 0o644)?;
         write_atomic(&dir.join("public.key"), &params.public_key.to_bytes(), 0o644)?;
         write_atomic(&dir.join("epoch.statement"), params.statement.to_text().as_bytes(), 0o644)?;
@@ -178,7 +216,8 @@ impl DeviceStore {
         let authority_key = self.authority_key()?;
         let public_key = self.public_key()?;
         let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
-        let keys = Client::new(&url)
+        let keys = self
+            .client(&url)?
             .request_key_pinned(pinned, &device_id, &signing_key, &mut rand_core::OsRng)
             .map_err(authority_error)?;
         if let Some(seen) = self.newest_epoch(&authority_key)? {
@@ -202,7 +241,7 @@ impl DeviceStore {
         let authority_key = self.authority_key()?;
         let public_key = self.public_key()?;
         let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
-        let statement = Client::new(&self.authority_url()?).epoch_verified(pinned).map_err(authority_error)?;
+        let statement = self.client(&self.authority_url()?)?.epoch_verified(pinned).map_err(authority_error)?;
         Ok(statement.epoch())
     }
 
@@ -216,6 +255,16 @@ impl DeviceStore {
         let verified =
             EpochStatement::parse(&text).and_then(|s| s.verify(authority_key)).map_err(|e| store_error(&path, e))?;
         Ok(Some(verified.epoch()))
+    }
+
+    /// A client of the store's authority, trusting the store's CA file if it has one.
+    fn client(&self, url: &str) -> Result<Client, Error> {
+        let ca_path = self.dir.join("authority.ca.pem");
+        if ca_path.exists() {
+            authority_client(url, Some(&read(&self.dir, "authority.ca.pem")?))
+        } else {
+            authority_client(url, None)
+        }
     }
 
     fn authority_url(&self) -> Result<String, Error> {
@@ -281,5 +330,32 @@ impl DeviceStore {
             epoch,
             authority_url: url,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_may_travel_to;
+
+    #[test]
+    fn tokens_travel_over_https_or_to_loopback_only() {
+        for ok in [
+            "https://authority.example",
+            "http://127.0.0.1:8740",
+            "http://127.8.0.1/",
+            "http://localhost:1",
+            "http://[::1]:80",
+        ] {
+            assert!(token_may_travel_to(ok), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1:8740",
+            "http://authority.example",
+            "http://127.0.0.1.evil:80",
+            "ftp://x",
+            "http://[::2]:1",
+        ] {
+            assert!(!token_may_travel_to(bad), "{bad}");
+        }
     }
 }

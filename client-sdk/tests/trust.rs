@@ -6,6 +6,7 @@
 mod common;
 #[path = "trust/proxy.rs"]
 mod proxy;
+mod tls_support;
 
 use std::sync::{Arc, Mutex};
 
@@ -236,8 +237,13 @@ fn enrollment_through_an_impostor_authority_is_refused() {
 
     // A key given out of band that is not the token's is refused too, before anything is sent.
     let wrong = SigningKey::generate(&mut rand_core::OsRng).verifying_key();
-    let refused = DeviceStore::enroll_pinned(&dir, &world.authority_url, &created.enrollment_token, Some(&wrong));
+    let options = smqtt_client::EnrollOptions { authority_key: Some(wrong), authority_ca_pem: None };
+    let refused = DeviceStore::enroll_pinned(&dir, &world.authority_url, &created.enrollment_token, &options);
     assert!(matches!(refused, Err(Error::Untrusted(ClientError::AuthorityKeyMismatch { .. }))), "{refused:?}");
+
+    // Nor does the token travel in the clear to a host that is not loopback.
+    let refused = DeviceStore::enroll(&dir, "http://192.0.2.1:8740", &created.enrollment_token);
+    assert!(matches!(refused, Err(Error::InsecureAuthority(_))), "{refused:?}");
 
     // The honest enrollment with the same token still works, and pins the real authority.
     let identity = DeviceStore::enroll(&dir, &world.authority_url, &created.enrollment_token).expect("enroll");
@@ -316,4 +322,47 @@ fn an_enrollment_whose_answer_was_lost_completes_when_run_again() {
     assert_eq!(world.admin.show_device("crash-1").expect("device").status, "enrolled");
     // Once enrolled, the store is never overwritten.
     assert!(DeviceStore::enroll(&dir, &world.authority_url, &created.enrollment_token).is_err());
+}
+
+/// An authority on HTTPS with a private CA: the token goes only over TLS to it, the CA is kept in the store, and
+/// renewals use it; without the CA the authority is not trusted at all.
+#[test]
+fn enrollment_and_renewal_over_https_with_a_private_ca() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = tls_support::Ca::new("authority-ca", dir.path());
+    let server = ca.server("authority", &["localhost", "127.0.0.1"]);
+    let data = dir.path().join("authority");
+    let unseal = dir.path().join("unseal.key");
+    std::fs::write(&unseal, [4u8; 32]).expect("key");
+    let with = smqtt_authority::UnsealWith::KeyFile(unseal.clone());
+    smqtt_authority::init(&data, &with, &mut rand_core::OsRng, common::now()).expect("init");
+    let mut config = smqtt_authority::Config::new(data);
+    config.unseal.key_file = Some(unseal);
+    config.limits.rate_per_sec = 0;
+    let authority = Arc::new(smqtt_authority::Authority::open(config).expect("open"));
+    let device = NewDevice {
+        device_id: "tls-1".into(),
+        attributes: "role:operator".into(),
+        publish: vec![],
+        token_ttl_secs: None,
+    };
+    let created = authority.add_device("test", &device, common::now()).expect("add device");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("https://localhost:{}", listener.local_addr().expect("addr").port());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
+    let tls = smqtt_authority::TlsConfig { cert: server.cert.clone(), key: server.key.clone() };
+    let state = smqtt_authority::AppState::new(Arc::clone(&authority));
+    runtime.spawn(async move { smqtt_authority::serve_tls(state, listener, &tls, std::future::pending()).await });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let store_dir = dir.path().join("store-tls-1");
+    let untrusted = DeviceStore::enroll(&store_dir, &url, &created.enrollment_token);
+    assert!(matches!(untrusted, Err(Error::Authority(_))), "an unknown CA was trusted: {untrusted:?}");
+    let options = smqtt_client::EnrollOptions { authority_key: None, authority_ca_pem: Some(ca.pem().into_bytes()) };
+    let identity = DeviceStore::enroll_pinned(&store_dir, &url, &created.enrollment_token, &options).expect("enroll");
+    assert_eq!(identity.device_id.as_str(), "tls-1");
+    assert_eq!(std::fs::read_to_string(store_dir.join("authority.ca.pem")).expect("CA kept"), ca.pem());
+    assert_eq!(DeviceStore::at(&store_dir).renew().expect("renewal over HTTPS").epoch, 1);
+    assert_eq!(DeviceStore::at(&store_dir).authority_epoch().expect("epoch over HTTPS"), 1);
 }

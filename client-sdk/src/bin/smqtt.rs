@@ -154,6 +154,10 @@ enum Command {
         /// authority's `authority.pub`); required for tokens that pin none, must agree with the token's otherwise.
         #[arg(long = "authority-key", value_name = "KEY|FILE")]
         authority_key: Option<String>,
+        /// PEM CA certificate(s) of an https:// authority with a private CA (kept in the store for renewals).
+        /// The token is sent only over https://, or plain http:// to a loopback address.
+        #[arg(long = "authority-cafile", value_name = "FILE")]
+        authority_cafile: Option<PathBuf>,
     },
     /// Fetch a fresh key and credential for the authority's current epoch.
     Renew {
@@ -272,13 +276,18 @@ fn json_string(text: &str) -> String {
 
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Enroll { authority, token, store, authority_key } => {
-            let pinned = authority_key.as_deref().map(parse_authority_key).transpose()?;
-            let identity = tokio::task::spawn_blocking(move || {
-                DeviceStore::enroll_pinned(&store, &authority, &token, pinned.as_ref())
-            })
-            .await
-            .map_err(|e| Failure(e.to_string(), 2))??;
+        Command::Enroll { authority, token, store, authority_key, authority_cafile } => {
+            let authority_key = authority_key.as_deref().map(parse_authority_key).transpose()?;
+            let authority_ca_pem = authority_cafile
+                .map(|path| {
+                    std::fs::read(&path).map_err(|e| Failure(format!("--authority-cafile {}: {e}", path.display()), 2))
+                })
+                .transpose()?;
+            let options = smqtt_client::EnrollOptions { authority_key, authority_ca_pem };
+            let identity =
+                tokio::task::spawn_blocking(move || DeviceStore::enroll_pinned(&store, &authority, &token, &options))
+                    .await
+                    .map_err(|e| Failure(e.to_string(), 2))??;
             println!("enrolled {} (epoch {})", identity.device_id, identity.epoch);
             Ok(())
         }
