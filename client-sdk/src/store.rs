@@ -65,16 +65,37 @@ fn store_error(path: &Path, message: impl core::fmt::Display) -> Error {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    // A name of its own per write (process, counter): concurrent renewals never share or rename each other's
+    // half-written file, and create_new never follows a planted link.
+    let tmp =
+        path.with_file_name(format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(&tmp)
         .map_err(|e| store_error(&tmp, e))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| store_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| store_error(path, e))
+    let written = file.write_all(bytes).and_then(|()| file.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        store_error(path, e)
+    })
+}
+
+/// Refuses a store directory or key file that others may read or write (left by someone else, or made by hand).
+fn check_private(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt as _;
+    let metadata = std::fs::symlink_metadata(path).map_err(|e| store_error(path, e))?;
+    if metadata.file_type().is_symlink() {
+        return Err(store_error(path, "is a symbolic link; refusing to use it"));
+    }
+    if metadata.mode() & 0o077 != 0 {
+        return Err(store_error(path, "is accessible to other users (chmod 700 the directory, 600 the key)"));
+    }
+    Ok(())
 }
 
 fn read(dir: &Path, name: &str) -> Result<Vec<u8>, Error> {
@@ -123,7 +144,11 @@ pub struct EnrollOptions {
 /// bearer secret until redeemed; everything after enrollment is signed, so renewals may use either).
 fn token_may_travel_to(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("http://") else { return url.starts_with("https://") };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
+    if authority.contains('@') {
+        // `http://127.0.0.1:80@elsewhere`: the host is what follows the userinfo.
+        return false;
+    }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(host, _port)| host),
@@ -178,8 +203,12 @@ impl DeviceStore {
             return Err(store_error(dir, "already holds an enrolled device; refusing to overwrite it"));
         }
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| store_error(dir, e))?;
+        // A directory made by someone else keeps its permissions: it must be private before a key goes in.
+        check_private(dir)?;
         let store = DeviceStore::at(dir);
         let signing_key = if dir.join("device.key").exists() {
+            // Left by an interrupted enrollment of this store (nobody else could have written it here).
+            check_private(&dir.join("device.key"))?;
             store.signing_key()?
         } else {
             let key = SigningKey::generate(&mut rand_core::OsRng);

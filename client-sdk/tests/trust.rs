@@ -366,3 +366,32 @@ fn enrollment_and_renewal_over_https_with_a_private_ca() {
     assert_eq!(DeviceStore::at(&store_dir).renew().expect("renewal over HTTPS").epoch, 1);
     assert_eq!(DeviceStore::at(&store_dir).authority_epoch().expect("epoch over HTTPS"), 1);
 }
+
+/// A store directory prepared by someone else (readable by others, or with a device key planted in it) is not
+/// enrolled into: the device key would not be the device's alone.
+#[test]
+fn a_store_directory_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let world = world();
+    let created = world
+        .admin
+        .add_device(&NewDevice {
+            device_id: "shared-1".into(),
+            attributes: "role:operator".into(),
+            publish: vec![],
+            token_ttl_secs: None,
+        })
+        .expect("add device");
+    let dir = world.dir.path().join("store-shared-1");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let refused = DeviceStore::enroll(&dir, &world.authority_url, &created.enrollment_token);
+    assert!(matches!(refused, Err(Error::Store { .. })), "{refused:?}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::write(dir.join("device.key"), [7u8; 32]).expect("planted key");
+    std::fs::set_permissions(dir.join("device.key"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let refused = DeviceStore::enroll(&dir, &world.authority_url, &created.enrollment_token);
+    assert!(matches!(refused, Err(Error::Store { .. })), "{refused:?}");
+    std::fs::remove_file(dir.join("device.key")).expect("rm");
+    DeviceStore::enroll(&dir, &world.authority_url, &created.enrollment_token).expect("a private directory enrolls");
+}

@@ -30,7 +30,10 @@ pub(crate) struct EpochFollower {
     url: Option<String>,
     current: AtomicU64,
     newest: Mutex<Option<VerifiedEpoch>>,
-    file_checked: Mutex<Instant>,
+    /// When the follower was made, and milliseconds after it of the last file check (lock-free: every publish
+    /// asks).
+    started: Instant,
+    file_checked_ms: AtomicU64,
     /// Called with the new epoch after every advance, from whichever thread learnt it.
     listeners: Mutex<Vec<Listener>>,
 }
@@ -65,12 +68,20 @@ fn read_statement(path: &Path, authority: &VerifyingKey) -> Result<VerifiedEpoch
 /// Writes `text` to `path` atomically (temporary file in the same directory, fsync, rename).
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = path.file_name().map_or_else(|| "epoch".into(), |n| n.to_string_lossy().into_owned());
+    let unique = format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let tmp = path.with_file_name(unique);
+    // create_new: never follows a planted link or reuses someone else's file.
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    let written = file.write_all(text.as_bytes()).and_then(|()| file.write_all(b"\n")).and_then(|()| file.sync_all());
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 impl EpochFollower {
@@ -92,7 +103,8 @@ impl EpochFollower {
             url,
             current: AtomicU64::new(floor),
             newest: Mutex::new(None),
-            file_checked: Mutex::new(Instant::now()),
+            started: Instant::now(),
+            file_checked_ms: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
         };
         if let Some(path) = &follower.file {
@@ -156,12 +168,12 @@ impl EpochFollower {
             return;
         }
         let Some(path) = &self.file else { return };
-        {
-            let mut checked = self.file_checked.lock().unwrap_or_else(PoisonError::into_inner);
-            if checked.elapsed() < FILE_RECHECK {
-                return;
-            }
-            *checked = Instant::now();
+        let now_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.file_checked_ms.load(Ordering::Relaxed);
+        let due = now_ms.saturating_sub(last) >= u64::try_from(FILE_RECHECK.as_millis()).unwrap_or(1000);
+        // One thread per interval re-reads the file; the others go on with the epoch in force.
+        if !due || self.file_checked_ms.compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+            return;
         }
         if let Ok(verified) = read_statement(path, &self.authority) {
             self.accept(verified);

@@ -383,6 +383,12 @@ impl Gate {
         if self.deny_subscribe.iter().any(|d| filter_within(inner, d.as_str())) {
             return Err(refuse(RefusalReason::SubscribeDenied, format!("subscribing to {inner:?} is denied")));
         }
+        if let (true, Role::Device(connected)) = (self.enforcement, client.role()) {
+            // A revoked (or expired) device reads nothing new: its subscriptions end with its epoch.
+            self.refresh_epoch();
+            let renewed = self.renewals.known(connected, self.current_epoch(), now_unix());
+            self.credential_current(renewed.as_ref().unwrap_or(connected))?;
+        }
         if self.enforcement && matches!(client.role(), Role::Anonymous) {
             let allowed = self.anonymous_subscribe.iter().chain(&self.open).any(|a| filter_within(inner, a.as_str()));
             if !allowed {
@@ -454,6 +460,8 @@ impl Gate {
         retain: bool,
         payload: &[u8],
     ) -> PublishDecision {
+        // The epoch moves under open connections too (the file is re-read at most once a second).
+        self.refresh_epoch();
         match self.decide_inner(client, topic, retain, payload) {
             Ok(Some(sealed)) => {
                 self.metrics.accept(check);

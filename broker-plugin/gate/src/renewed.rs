@@ -30,6 +30,14 @@ impl Renewals {
         Renewals { table: Mutex::new(Table::default()), max: max.max(1) }
     }
 
+    /// A renewal of `connected`'s device of at least `epoch` already seen, if any.
+    pub(crate) fn known(&self, connected: &VerifiedCredential, epoch: u64, now: u64) -> Option<VerifiedCredential> {
+        let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = table.by_device.get(connected.body().device_id.as_str())?;
+        (same_device(known, connected) && known.body().epoch >= epoch && now < known.body().not_after)
+            .then(|| known.clone())
+    }
+
     /// The credential to enforce for a connection authenticated with `connected` while `epoch` is in force: a
     /// renewal of the same device of at least that epoch (known, or carried by `payload`), else `connected`.
     pub(crate) fn effective(
@@ -44,13 +52,8 @@ impl Renewals {
             return None;
         }
         let id = connected.body().device_id.as_str();
-        {
-            let table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(known) = table.by_device.get(id) {
-                if same_device(known, connected) && known.body().epoch >= epoch && now < known.body().not_after {
-                    return Some(known.clone());
-                }
-            }
+        if let Some(known) = self.known(connected, epoch, now) {
+            return Some(known);
         }
         let carried = ParsedEnvelope::parse(payload).ok()?.credential()?;
         let renewed = Credential::verify(carried, authority?, now).ok()?;

@@ -135,6 +135,24 @@ fn epochs_and_denied_devices() {
     assert_eq!(gate.current_epoch(), 4);
 }
 
+/// The epoch file moves while a device stays connected: its next publish and subscription are refused without any
+/// new CONNECT (the file is re-read on publishes too), and a renewed credential is not needed for that.
+#[test]
+fn a_revoked_device_on_an_open_connection_is_refused_once_the_epoch_file_moves() {
+    let f = Fixture::new();
+    let epoch_file = f.path().join("epoch");
+    ok(std::fs::write(&epoch_file, f.epoch_statement(3)));
+    let gate = f.gate("epoch_file = \"epoch\"\n");
+    let device = f.device_at("open-1", &["a/#"], 3);
+    let session = ok(gate.authenticate("open-1", Some("open-1"), Some(device.token("open-1").as_bytes())));
+    assert!(matches!(gate.check_subscribe(&session, "a/#"), Ok(())));
+    ok(std::fs::write(&epoch_file, f.epoch_statement(4)));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(refused(gate.check_publish(&session, "a/b", 1, false, b"x")), RefusalReason::RevokedEpoch);
+    assert_eq!(gate.current_epoch(), 4);
+    assert!(gate.check_subscribe(&session, "a/c").is_err());
+}
+
 /// Whoever can write the broker's epoch file (or push statements) cannot roll revocation back or forward: only
 /// statements signed by the authority count, and never an older one.
 #[test]
