@@ -93,6 +93,7 @@ async fn a_rotation_reaches_the_broker_and_its_sealing_identity_by_itself() {
         tokio::task::spawn_blocking(move || admin_api.revoke_device("e-victim")).await.expect("task").expect("revoke");
     let epoch2 = revoked.epoch.epoch;
     assert!(epoch2 > epoch1);
+    assert!(metric(&scrape(metrics), "smqtt_gate_epoch_statement_issued_at ") > 0, "the feed's liveness is exported");
     let gauge = format!("smqtt_gate_min_epoch {epoch2}");
     eventually("the gate enforces the new epoch", || scrape(metrics).lines().any(|l| l == gauge)).await;
     eventually("the sealing identity renewed itself", || store_epoch(&broker_store) == epoch2).await;

@@ -34,6 +34,8 @@ pub(crate) struct EpochFollower {
     /// asks).
     started: Instant,
     file_checked_ms: AtomicU64,
+    /// The newest `issued_at` of a verified statement of the epoch in force (a liveness signal of the feed).
+    issued_at: AtomicU64,
     /// Called with the new epoch after every advance, from whichever thread learnt it.
     listeners: Mutex<Vec<Listener>>,
 }
@@ -106,6 +108,7 @@ impl EpochFollower {
             started: Instant::now(),
             file_checked_ms: AtomicU64::new(0),
             listeners: Mutex::new(Vec::new()),
+            issued_at: AtomicU64::new(0),
         };
         if let Some(path) = &follower.file {
             if path.exists() || follower.url.is_none() {
@@ -126,13 +129,24 @@ impl EpochFollower {
         self.listeners.lock().unwrap_or_else(PoisonError::into_inner).push(listener);
     }
 
+    /// When the authority signed the newest verified statement of the epoch in force (0: none yet).
+    pub(crate) fn statement_issued_at(&self) -> u64 {
+        self.issued_at.load(Ordering::Relaxed)
+    }
+
     /// Takes `verified` if it is newer than what is held; returns whether it was.
     fn accept(&self, verified: VerifiedEpoch) -> bool {
         {
             let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
-            if newest.is_some_and(|n| n.epoch() >= verified.epoch()) {
+            if newest.is_some_and(|n| n.epoch() > verified.epoch()) {
                 return false;
             }
+            if newest.is_some_and(|n| n.epoch() == verified.epoch()) {
+                // The same epoch, signed again: only the feed's liveness moves.
+                self.issued_at.fetch_max(verified.body().issued_at, Ordering::Relaxed);
+                return false;
+            }
+            self.issued_at.store(verified.body().issued_at, Ordering::Relaxed);
             *newest = Some(verified);
             self.current.fetch_max(self.floor.max(verified.epoch()), Ordering::Relaxed);
         }
@@ -239,6 +253,11 @@ mod tests {
         assert!(follower.offer(&statement(&impostor, 9)).is_err());
         assert!(follower.offer("9").is_err());
         assert_eq!(follower.current(), 5);
+        // The feed's liveness: the same epoch signed again later moves only the issued_at gauge.
+        assert_eq!(follower.statement_issued_at(), 51);
+        let again = EpochBody { epoch: 5, started_at: 50, issued_at: 99, params_id: [1; 32] }.sign(&authority);
+        assert_eq!(follower.offer(&again).ok(), Some(false));
+        assert_eq!((follower.current(), follower.statement_issued_at()), (5, 99));
     }
 
     #[test]

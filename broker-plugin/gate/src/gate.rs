@@ -550,7 +550,8 @@ impl Gate {
 
     /// The counters in Prometheus text exposition format.
     pub fn metrics_text(&self) -> String {
-        self.metrics.text(self.enforcement, self.current_epoch())
+        let statement_at = self.epochs.as_ref().map_or(0, |e| e.statement_issued_at());
+        self.metrics.text(self.enforcement, self.current_epoch(), statement_at)
     }
 }
 

@@ -55,7 +55,9 @@ impl Metrics {
         self.accepted[check as usize].load(Ordering::Relaxed)
     }
 
-    pub(crate) fn text(&self, enforcing: bool, epoch: u64) -> String {
+    /// `statement_at`: when the authority signed the newest statement of the epoch in force that the gate
+    /// verified (0: none), so that an operator can alert when the feed stops (a held-back rotation).
+    pub(crate) fn text(&self, enforcing: bool, epoch: u64, statement_at: u64) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str(
             "# HELP smqtt_gate_accepted_total Decisions that let a CONNECT, SUBSCRIBE, PUBLISH or will through.\n",
@@ -90,6 +92,12 @@ impl Metrics {
         out.push_str("# HELP smqtt_gate_min_epoch Oldest credential epoch accepted.\n");
         out.push_str("# TYPE smqtt_gate_min_epoch gauge\n");
         let _ = writeln!(out, "smqtt_gate_min_epoch {epoch}");
+        out.push_str(
+            "# HELP smqtt_gate_epoch_statement_issued_at When the authority signed the newest verified statement of \
+             the epoch in force (unix seconds; 0: none). Alert when it stops moving: the feed is cut or held back.\n",
+        );
+        out.push_str("# TYPE smqtt_gate_epoch_statement_issued_at gauge\n");
+        let _ = writeln!(out, "smqtt_gate_epoch_statement_issued_at {statement_at}");
         out
     }
 }
