@@ -1,10 +1,15 @@
 //! The authority's secrets at rest: FAME master key, FAME public key and Ed25519 signing key in one sealed file.
 //!
 //! ```text
-//! "SMQS" | version 1 | mode (1 = Argon2id passphrase, 2 = key file)
+//! "SMQS" | version 2 | mode (1 = Argon2id passphrase, 2 = key file)
 //!        | m_cost KiB u32 BE | t_cost u32 BE | lanes u32 BE | salt 16 | nonce 24      <- header (AAD)
-//!        | XChaCha20-Poly1305( u32 len ‖ public key ‖ u32 len ‖ master key ‖ signing key 32 )
+//!        | XChaCha20-Poly1305( u32 len ‖ public key ‖ u32 len ‖ master key ‖ signing key 32 ‖ flags 1 )
 //! ```
+//! Flag 1 (the only one): the database has row MACs (`store::integrity`) — set by `init`, and at the first
+//! start after an upgrade from a seal without it. It is kept here, where nobody without the unseal secret can
+//! clear it, so that a database stripped of its MACs is refused rather than upgraded to them. Version 1 (no
+//! flags byte) is the format from before the flag, read as "not recorded".
+//!
 //! The wrapping key is Argon2id(passphrase, salt) for mode 1 and HKDF-SHA-256(key file, salt) for mode 2. The
 //! header is authenticated, so changing the parameters, the mode or any byte fails to unseal with
 //! [`Error::Unseal`] — as does a wrong passphrase; the two are deliberately indistinguishable. The public key is
@@ -22,7 +27,11 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"SMQS";
-const VERSION: u8 = 1;
+/// Sealed before the seal recorded anything about the database (no flags byte).
+const VERSION_1: u8 = 1;
+const VERSION: u8 = 2;
+/// The database has row MACs.
+const FLAG_STATE_MACS: u8 = 1;
 const MODE_PASSPHRASE: u8 = 1;
 const MODE_KEY_FILE: u8 = 2;
 const HEADER_LEN: usize = 4 + 1 + 1 + 12 + 16 + 24;
@@ -90,6 +99,9 @@ pub struct Secrets {
     pub master_key: MasterKey,
     /// Signs credentials and audit entries.
     pub signing_key: SigningKey,
+    /// The database has row MACs (since `init`, or since its upgrade to them): one without them is refused.
+    /// `false` only for a seal from before this was recorded (sealed again as version 1, as it was).
+    pub state_macs: bool,
 }
 
 fn wrapping_key(mode: u8, with: &UnsealWith, costs: [u32; 3], salt: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
@@ -137,7 +149,7 @@ pub fn seal<R: RngCore + CryptoRng>(secrets: &Secrets, with: &UnsealWith, rng: &
     rng.try_fill_bytes(&mut nonce).map_err(|_| Error::Rng)?;
     let mut out = Vec::with_capacity(HEADER_LEN + 8192);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[VERSION, mode]);
+    out.extend_from_slice(&[if secrets.state_macs { VERSION } else { VERSION_1 }, mode]);
     for cost in costs {
         out.extend_from_slice(&cost.to_be_bytes());
     }
@@ -152,6 +164,9 @@ pub fn seal<R: RngCore + CryptoRng>(secrets: &Secrets, with: &UnsealWith, rng: &
         plain.extend_from_slice(part);
     }
     plain.extend_from_slice(secrets.signing_key.to_bytes().as_ref());
+    if secrets.state_macs {
+        plain.push(FLAG_STATE_MACS);
+    }
     let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| Error::Unseal)?;
     let body = cipher.encrypt(&XNonce::from(nonce), Payload { msg: &plain, aad: &out }).map_err(|_| Error::Unseal)?;
     out.extend_from_slice(&body);
@@ -179,7 +194,8 @@ fn take_len_prefixed<'a>(input: &mut &'a [u8]) -> Result<&'a [u8]> {
 /// [`Error::Unseal`] for a wrong passphrase or key file, a modified file, or bytes that are not a sealed file;
 /// [`Error::Config`] when `with` is the wrong kind for this file.
 pub fn unseal(bytes: &[u8], with: &UnsealWith) -> Result<Secrets> {
-    if bytes.len() < HEADER_LEN + 16 || bytes.len() > MAX_SEALED_LEN || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+    let known_version = bytes.get(4).is_some_and(|v| [VERSION_1, VERSION].contains(v));
+    if bytes.len() < HEADER_LEN + 16 || bytes.len() > MAX_SEALED_LEN || &bytes[..4] != MAGIC || !known_version {
         return Err(Error::Unseal);
     }
     let mode = bytes[5];
@@ -203,8 +219,10 @@ pub fn unseal(bytes: &[u8], with: &UnsealWith) -> Result<Secrets> {
     let master_key = MasterKey::from_bytes(take_len_prefixed(&mut rest)?).map_err(|_| Error::Unseal)?;
     let signing: [u8; 32] = take(&mut rest, 32)?.try_into().map_err(|_| Error::Unseal)?;
     let signing = Zeroizing::new(signing);
-    if !rest.is_empty() || master_key.params_id() != public_key.id() {
+    // The version is in the authenticated header: version 2 has exactly the one known flag, version 1 none.
+    let state_macs = bytes[4] == VERSION && take(&mut rest, 1)? == [FLAG_STATE_MACS];
+    if !rest.is_empty() || master_key.params_id() != public_key.id() || (bytes[4] == VERSION && !state_macs) {
         return Err(Error::Unseal);
     }
-    Ok(Secrets { public_key, master_key, signing_key: SigningKey::from_bytes(&signing) })
+    Ok(Secrets { public_key, master_key, signing_key: SigningKey::from_bytes(&signing), state_macs })
 }

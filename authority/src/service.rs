@@ -21,7 +21,7 @@ use crate::audit::{Action, Verification};
 use crate::config::{Config, Revocation};
 use crate::error::{Error, Result};
 use crate::sealed::Secrets;
-use crate::store::{DeviceRecord, DeviceStatus, Enrollment, Epoch, Store, TokenHash};
+use crate::store::{DeviceRecord, DeviceStatus, Enrollment, Epoch, Provenance, Store, TokenHash};
 
 /// Most topic filters one device may hold.
 const MAX_PUBLISH_FILTERS: usize = 64;
@@ -132,9 +132,19 @@ impl Authority {
     pub fn open_with(config: Config, with: &crate::sealed::UnsealWith) -> Result<Authority> {
         let sealed_path = config.data_dir.join(crate::SEALED_FILE);
         let bytes = std::fs::read(&sealed_path).map_err(|e| Error::io(&sealed_path, &e))?;
-        let secrets = crate::sealed::unseal(&bytes, with)?;
+        let mut secrets = crate::sealed::unseal(&bytes, with)?;
         let signer = Arc::new(smqtt_wire::SigningKey::from_bytes(&secrets.signing_key.to_bytes()));
-        let store = crate::store::SqliteStore::open(&config.data_dir.join(crate::DATABASE_FILE), Some(signer))?;
+        let provenance = if secrets.state_macs { Provenance::HadMacs } else { Provenance::Unrecorded };
+        let db = config.data_dir.join(crate::DATABASE_FILE);
+        let store = crate::store::SqliteStore::open(&db, Some(signer), provenance)?;
+        if !secrets.state_macs {
+            // Sealed before the seal recorded it: the database has MACs now (from its start, or upgraded just
+            // now, audited), and from here on the seal says so — a database stripped of them is then refused.
+            secrets.state_macs = true;
+            let sealed = crate::sealed::seal(&secrets, with, &mut OsRng)?;
+            crate::files::write_atomic(&sealed_path, &sealed, 0o600)?;
+            tracing::info!("the sealed secrets now record that the database has row MACs");
+        }
         Ok(Authority::new(secrets, Arc::new(store), config))
     }
 
@@ -494,7 +504,8 @@ pub fn init<R: RngCore + CryptoRng>(
     let (public_key, master_key) = smqtt_abe::setup(rng).map_err(|_| Error::Rng)?;
     let signing_key = smqtt_wire::SigningKey::generate(rng);
     let verifying_key = signing_key.verifying_key();
-    let secrets = Secrets { public_key, master_key, signing_key };
+    // The seal records from the start that the database has row MACs.
+    let secrets = Secrets { public_key, master_key, signing_key, state_macs: true };
     let sealed = crate::sealed::seal(&secrets, with, rng)?;
     crate::files::write_new(&data_dir.join(crate::SEALED_FILE), &sealed, 0o600)?;
     crate::files::write_new(&data_dir.join(crate::PUBLIC_KEY_FILE), &secrets.public_key.to_bytes(), 0o644)?;
@@ -503,7 +514,7 @@ pub fn init<R: RngCore + CryptoRng>(
     crate::files::write_new(&data_dir.join(crate::VERIFYING_KEY_FILE), &vk_text, 0o644)?;
     let signer = Arc::new(smqtt_wire::SigningKey::from_bytes(&secrets.signing_key.to_bytes()));
     let db_path = data_dir.join(crate::DATABASE_FILE);
-    let store = crate::store::SqliteStore::open(&db_path, Some(signer))?;
+    let store = crate::store::SqliteStore::open(&db_path, Some(signer), Provenance::New)?;
     crate::files::restrict(&db_path, 0o600)?;
     // `initialise` adds the marker that this database has row MACs from its start.
     store.initialise(

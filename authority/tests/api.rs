@@ -117,6 +117,62 @@ fn an_enrollment_retried_after_a_lost_answer_gets_its_credential_again() {
     }
 }
 
+/// H7. The enrollment retry (same token, same device key) replayed over and over, and after the token expired:
+/// each replay was a credential, a signed audit entry and an fsync. A lost answer needs a few retries while the
+/// token lives: at most 5, then the token is `invalid_token`, as it is once it expired.
+#[test]
+fn replaying_an_enrollment_retry_forever_and_after_expiry_is_refused() {
+    let t = common::start(|_| {});
+    let add = |id: &str| {
+        let new =
+            NewDevice { device_id: id.into(), attributes: "a".into(), publish: vec![], token_ttl_secs: Some(600) };
+        t.admin().add_device(&new).expect("add")
+    };
+    let refused = |result: Result<_, ClientError>| match result {
+        Err(ClientError::Http { status: 401, code, .. }) => assert_eq!(code, "invalid_token"),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(credential) => panic!("replayed retry served: {credential:?}"),
+    };
+    let created = add("replayed");
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    t.anonymous().enroll(&created.enrollment_token, &key).expect("first enrollment");
+    for _ in 0..5 {
+        t.anonymous().enroll(&created.enrollment_token, &key).expect("a retry after a lost answer");
+    }
+    for _ in 0..3 {
+        refused(t.anonymous().enroll(&created.enrollment_token, &key));
+    }
+    let log = t.admin().audit(1000).expect("audit");
+    assert_eq!(
+        log.entries.iter().filter(|e| e.action == "device.enroll.retry").count(),
+        5,
+        "refused replays unaudited"
+    );
+    // The device itself is fine: it renews with its key as any enrolled device does.
+    let shown = t.admin().show_device("replayed").expect("show");
+    assert_eq!(
+        (shown.status.as_str(), shown.device_key),
+        ("enrolled", Some(B64.encode(key.verifying_key().to_bytes())))
+    );
+
+    // After the token's expiry not even a first retry is served.
+    let created = add("expired");
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    t.anonymous().enroll(&created.enrollment_token, &key).expect("first enrollment");
+    let public = key.verifying_key();
+    let signature =
+        key.sign(smqtt_wire::ENROLL_DOMAIN, &smqtt_wire::enrollment_signing_bytes(&created.enrollment_token, &public));
+    let request = smqtt_authority_api::EnrollRequest {
+        token: created.enrollment_token.clone(),
+        device_key: B64.encode(public.to_bytes()),
+        signature: B64.encode(signature),
+    };
+    let later = created.token_expires_at;
+    assert!(t.authority.enroll(&request, later - 1).is_ok(), "a retry before the expiry");
+    assert!(matches!(t.authority.enroll(&request, later), Err(smqtt_authority::Error::TokenInvalid)));
+    assert!(matches!(t.authority.enroll(&request, later + 86_400), Err(smqtt_authority::Error::TokenInvalid)));
+}
+
 #[test]
 fn enrollment_requires_proof_of_possession() {
     let t = common::start(|_| {});

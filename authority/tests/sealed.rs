@@ -8,13 +8,14 @@ use zeroize::Zeroizing;
 fn secrets(seed: u64) -> Secrets {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let (public_key, master_key) = smqtt_abe::setup(&mut rng).expect("setup");
-    Secrets { public_key, master_key, signing_key: smqtt_wire::SigningKey::generate(&mut rng) }
+    Secrets { public_key, master_key, signing_key: smqtt_wire::SigningKey::generate(&mut rng), state_macs: true }
 }
 
 fn same(a: &Secrets, b: &Secrets) -> bool {
     a.public_key.to_bytes() == b.public_key.to_bytes()
         && *a.master_key.to_bytes() == *b.master_key.to_bytes()
         && a.signing_key.verifying_key() == b.signing_key.verifying_key()
+        && a.state_macs == b.state_macs
 }
 
 #[test]
@@ -72,4 +73,28 @@ fn passphrase_round_trip_and_wrong_passphrase() {
     // Debug output of the secret holder never shows the passphrase.
     assert!(!format!("{with:?}").contains("horse"));
     assert!(!format!("{original:?}").contains(&format!("{:?}", &*original.signing_key.to_bytes())));
+}
+
+/// The flag that the database has row MACs is inside the seal: version 2 carries it, version 1 (the format from
+/// before it) does not, and the version byte is authenticated, so nobody without the secret turns one into the
+/// other.
+#[test]
+fn the_state_macs_flag_is_sealed_and_version_1_is_read_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("k");
+    std::fs::write(&key, [9u8; 32]).expect("key");
+    let with = UnsealWith::KeyFile(key);
+    let mut original = secrets(4);
+    let flagged = seal(&original, &with, &mut rand_core::OsRng).expect("seal");
+    assert_eq!(flagged[4], 2);
+    assert!(unseal(&flagged, &with).expect("unseal").state_macs);
+    original.state_macs = false;
+    let older = seal(&original, &with, &mut rand_core::OsRng).expect("seal");
+    assert_eq!((older[4], older.len() + 1), (1, flagged.len()));
+    assert!(same(&unseal(&older, &with).expect("unseal"), &original));
+    for (bytes, version) in [(&flagged, 1), (&older, 2)] {
+        let mut relabelled = bytes.clone();
+        relabelled[4] = version;
+        assert!(matches!(unseal(&relabelled, &with), Err(Error::Unseal)), "relabelled as version {version}");
+    }
 }

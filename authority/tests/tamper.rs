@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
-use smqtt_authority::{init, Authority, Config, Error, UnsealWith};
+use smqtt_authority::{init, seal, unseal, Authority, Config, Error, UnsealWith, SEALED_FILE};
 use smqtt_authority_api::{EnrollRequest, KeyRequestBody, NewDevice};
 use smqtt_wire::{enrollment_signing_bytes, DeviceId, KeyRequest, ReplySecret, SigningKey, ENROLL_DOMAIN};
 
@@ -34,6 +34,24 @@ impl Stopped {
 
     fn key(&self, id: &str) -> &SigningKey {
         &self.keys.iter().find(|(d, _)| d == id).expect("device").1
+    }
+
+    /// Seals the secrets again as an authority from before the seal recorded the row MACs did (version 1).
+    fn seal_as_before_the_marker(&self) {
+        let path = self.config.data_dir.join(SEALED_FILE);
+        let with = UnsealWith::KeyFile(self.config.unseal.key_file.clone().expect("key file"));
+        let mut secrets = unseal(&std::fs::read(&path).expect("sealed"), &with).expect("unseal");
+        secrets.state_macs = false;
+        std::fs::write(&path, seal(&secrets, &with, &mut rand_core::OsRng).expect("seal")).expect("write");
+        assert_eq!(self.sealed_version(), 1);
+    }
+
+    fn sealed_version(&self) -> u8 {
+        std::fs::read(self.config.data_dir.join(SEALED_FILE)).expect("sealed")[4]
+    }
+
+    fn user_version(&self) -> i64 {
+        self.db().pragma_query_value(None, "user_version", |r| r.get(0)).expect("version")
     }
 
     /// Reopening is refused, naming `table` and `row`, in one line.
@@ -302,6 +320,10 @@ fn stripping_the_macs_to_have_edits_blessed_is_refused() {
     .expect("strip");
     let message = stopped.refused("integrity", "*");
     assert!(message.contains("had MACs"), "{message}");
+    // Under a seal that does not record the MACs yet, the log's signed `authority.init` entry still does.
+    stopped.seal_as_before_the_marker();
+    let message = stopped.refused("integrity", "*");
+    assert!(message.contains("was removed from a database that had MACs"), "{message}");
 }
 
 #[test]
@@ -327,4 +349,156 @@ fn a_row_edited_under_a_running_authority_fails_closed_when_read() {
         authority.issue_key(&key_request("sensor-1", stopped.key("sensor-1")), now()),
         Err(Error::Integrity { table: "epochs", .. })
     ));
+}
+
+/// With the authority stopped: the audit log emptied, `integrity` and the `mac` columns dropped, an admin token
+/// row inserted and the schema version set back to before MACs — for the one-time upgrade to MAC every row, the
+/// inserted one included.
+fn strip_the_macs_and_plant_an_admin_token(db: &Connection) {
+    let evil: [u8; 32] = Sha256::digest(b"smqtt-admin-evil").into();
+    db.execute_batch(
+        "DELETE FROM audit;
+         DROP TABLE integrity;
+         ALTER TABLE devices DROP COLUMN mac;
+         ALTER TABLE epochs DROP COLUMN mac;
+         ALTER TABLE enrollment_tokens DROP COLUMN mac;
+         ALTER TABLE admin_tokens DROP COLUMN mac;",
+    )
+    .expect("strip");
+    db.execute("INSERT INTO admin_tokens (token_hash, label, created_at) VALUES (?1, 'evil', 0)", params![&evil[..]])
+        .expect("insert");
+    db.pragma_update(None, "user_version", 1).expect("version");
+}
+
+/// R1. The sealed secrets say this database has had MACs: it is refused, and left as it is.
+#[test]
+fn blessing_an_admin_token_row_through_the_pre_mac_upgrade_is_refused() {
+    let stopped = stopped();
+    strip_the_macs_and_plant_an_admin_token(&stopped.db());
+    if let Ok(authority) = stopped.open() {
+        assert!(authority.check_admin("smqtt-admin-evil").is_err(), "the inserted admin token works");
+        panic!("the stripped database was served");
+    }
+    let message = stopped.refused("integrity", "*");
+    assert!(message.contains("sealed secrets"), "{message}");
+    assert_eq!(stopped.user_version(), 1, "the refused database was not migrated");
+    // Offline verification, which cannot check MACs, does not call an emptied audit log fine either.
+    let offline = smqtt_authority::store::verify_offline(&stopped.config.data_dir).expect("verify");
+    assert!(offline.problem.as_deref().is_some_and(|p| p.contains("empty")), "{offline:?}");
+}
+
+/// R1 where the seal does not record the MACs yet (sealed before it did): an audit log emptied over rows is
+/// refused all the same — every authority's log starts with its `authority.init` entry.
+#[test]
+fn blessing_an_admin_token_row_under_a_seal_from_before_the_marker_is_refused() {
+    let stopped = stopped();
+    stopped.seal_as_before_the_marker();
+    strip_the_macs_and_plant_an_admin_token(&stopped.db());
+    let message = stopped.refused("audit", "*");
+    assert!(message.contains("empty"), "{message}");
+    assert_eq!((stopped.user_version(), stopped.sealed_version()), (1, 1), "nothing was changed");
+}
+
+/// The honest path from such a seal: the first start records the MACs in the seal, and from then on R1 meets
+/// the seal.
+#[test]
+fn a_seal_from_before_the_marker_records_it_at_the_next_start() {
+    let stopped = stopped();
+    stopped.seal_as_before_the_marker();
+    let authority = stopped.open().expect("an untouched database opens");
+    assert!(authority.audit_verify().expect("verify").problem.is_none());
+    drop(authority);
+    assert_eq!(stopped.sealed_version(), 2);
+    stopped.open().expect("and opens again");
+    strip_the_macs_and_plant_an_admin_token(&stopped.db());
+    let message = stopped.refused("integrity", "*");
+    assert!(message.contains("sealed secrets"), "{message}");
+}
+
+/// R2. A trigger planted with the authority stopped puts `victim-1` back to enrolled whenever it is revoked.
+const KEEP_VICTIM: &str = "CREATE TRIGGER keep AFTER UPDATE OF status ON devices
+     WHEN NEW.status = 'revoked' AND NEW.id = 'victim-1'
+     BEGIN UPDATE devices SET status = 'enrolled', revoked_at = NULL WHERE id = NEW.id; END;";
+
+#[test]
+fn a_trigger_planted_to_undo_a_revocation_is_refused_and_never_fires() {
+    let stopped = stopped();
+    stopped.db().execute_batch(KEEP_VICTIM).expect("plant");
+    if let Ok(authority) = stopped.open() {
+        let victim = enroll(&authority, "victim-1", "role:sensor, level = 2", &[]);
+        let _ = authority.revoke("admin:test", "victim-1", now());
+        assert_eq!(authority.device("victim-1").expect("show").status, "revoked", "the trigger undid the revocation");
+        let issued = authority.issue_key(&key_request("victim-1", &victim), now());
+        assert!(matches!(issued, Err(Error::Revoked)), "the revoked device renewed: {:?}", issued.map(|k| k.epoch));
+        panic!("a database with a planted trigger was served");
+    }
+    let message = stopped.refused("sqlite_schema", "trigger keep");
+    assert!(message.contains("not one of the authority's"), "{message}");
+
+    // Planted under a running authority, after its start checked the schema: the trigger never fires.
+    stopped.db().execute_batch("DROP TRIGGER keep;").expect("drop");
+    let authority = stopped.open().expect("open without it");
+    stopped.db().execute_batch(KEEP_VICTIM).expect("plant while running");
+    let victim = enroll(&authority, "victim-1", "role:sensor, level = 2", &[]);
+    authority.revoke("admin:test", "victim-1", now()).expect("revoke");
+    assert_eq!(authority.device("victim-1").expect("show").status, "revoked");
+    assert!(matches!(authority.issue_key(&key_request("victim-1", &victim), now()), Err(Error::Revoked)));
+    drop(authority);
+    stopped.refused("sqlite_schema", "trigger keep");
+}
+
+/// R2. A trigger planted with the authority stopped drops every audit entry, silently.
+#[test]
+fn a_trigger_planted_to_drop_audit_entries_is_refused_and_never_fires() {
+    const QUIET: &str = "CREATE TRIGGER quiet BEFORE INSERT ON audit BEGIN SELECT RAISE(IGNORE); END;";
+    let stopped = stopped();
+    stopped.db().execute_batch(QUIET).expect("plant");
+    if let Ok(authority) = stopped.open() {
+        let before = authority.audit_verify().expect("verify").entries;
+        let _ = authority.rotate("admin:test", Some("unaudited?"), now());
+        assert_eq!(authority.audit_verify().expect("verify").entries, before + 1, "the audit entry was dropped");
+        panic!("a database with a planted trigger was served");
+    }
+    stopped.refused("sqlite_schema", "trigger quiet");
+
+    stopped.db().execute_batch("DROP TRIGGER quiet;").expect("drop");
+    let authority = stopped.open().expect("open without it");
+    let before = authority.audit_verify().expect("verify").entries;
+    stopped.db().execute_batch(QUIET).expect("plant while running");
+    authority.rotate("admin:test", Some("audited"), now()).expect("rotate");
+    assert_eq!(authority.audit_verify().expect("verify").entries, before + 1);
+    drop(authority);
+    stopped.db().execute_batch("DROP TRIGGER quiet;").expect("drop");
+    assert!(stopped.open().expect("reopen").audit_verify().expect("verify").problem.is_none());
+}
+
+/// R2. Views, indexes, tables the authority did not make, and a table definition changed, are refused, named.
+#[test]
+fn schema_objects_planted_or_changed_at_rest_are_refused_with_the_object_named() {
+    let stopped = stopped();
+    let db = stopped.db();
+    let planted = [
+        ("CREATE VIEW everyone AS SELECT id, 'enrolled' AS status FROM devices", "DROP VIEW everyone", "view everyone"),
+        ("CREATE INDEX by_status ON devices (status)", "DROP INDEX by_status", "index by_status"),
+        ("CREATE TABLE notes (x)", "DROP TABLE notes", "table notes"),
+    ];
+    for (plant, remove, object) in planted {
+        db.execute_batch(plant).expect("plant");
+        let message = stopped.refused("sqlite_schema", object);
+        assert!(message.contains("not one of the authority's"), "{message}");
+        let offline = smqtt_authority::store::verify_offline(&stopped.config.data_dir);
+        assert!(matches!(offline, Err(Error::Integrity { table: "sqlite_schema", .. })), "{offline:?}");
+        db.execute_batch(remove).expect("remove");
+    }
+    stopped.open().expect("the authority's schema again");
+    // The status CHECK constraint edited out of the devices table's definition.
+    db.execute_batch(
+        "PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = replace(sql, 'CHECK (status IN (''pending'', ''enrolled'', ''revoked''))', '')
+           WHERE type = 'table' AND name = 'devices';
+         PRAGMA writable_schema = OFF;",
+    )
+    .expect("edit the schema");
+    let message = stopped.refused("sqlite_schema", "table devices");
+    assert!(message.contains("definition"), "{message}");
 }

@@ -16,13 +16,22 @@
 //! store is opened with the secrets) recomputes all of it: an edited, inserted, deleted or rolled-back row,
 //! and a truncated audit log, are refused with the table and (where it can be known) the row named.
 //!
+//! A MAC is computed from the values the authority means to write, never from a read-back, and the row is read
+//! back and checked before the transaction commits ([`insert_row`], [`update_row`]); nothing in the database
+//! may run inside those writes (no triggers or views: `super::schema`).
+//!
+//! That the database has MACs at all is kept outside it, in the sealed secrets (`crate::sealed`): a database
+//! without them is upgraded — once, always audited, only over an audit chain that verifies and is not empty
+//! when there are rows — only where the seal does not yet record it ([`protect_existing`]); where it does, a
+//! database without MACs is refused ([`macs_missing`]).
+//!
 //! Not detected: replacing the whole database with an older copy of itself (every MAC and set hash in it is
 //! genuine). Compare the audit entry count with an earlier `audit verify` for that. Offline `audit verify`
 //! (no secrets) checks the audit chain's hashes and signatures but cannot check MACs.
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Row, ToSql};
 use sha2::Sha256;
 use smqtt_wire::{SigningKey, VerifyingKey};
@@ -101,7 +110,7 @@ fn put_value(mac: &mut Hmac<Sha256>, value: ValueRef<'_>) {
 }
 
 /// A short printable name for a row, from its primary key (never more than one line).
-fn row_name(value: ValueRef<'_>) -> String {
+pub(super) fn row_name(value: ValueRef<'_>) -> String {
     match value {
         ValueRef::Null => "NULL".into(),
         ValueRef::Integer(i) => i.to_string(),
@@ -149,6 +158,12 @@ impl MacKey {
             put_value(&mut mac, row.get_ref(index)?);
         }
         Ok(mac)
+    }
+
+    fn values_hmac(&self, table: &Table, values: &[Value]) -> Hmac<Sha256> {
+        let mut mac = self.start(table.name, table.columns.len());
+        values.iter().for_each(|value| put_value(&mut mac, value.into()));
+        mac
     }
 
     /// Checks a row selected with [`Table::select`]; returns its MAC.
@@ -230,27 +245,79 @@ pub(crate) fn verified_mac(
         .transpose()
 }
 
-/// After `table`'s row `key_value` was inserted (`before` = `None`) or changed (`before` = its checked MAC
-/// from [`verified_mac`]): writes its new MAC and folds the change into the table's set hash.
-pub(crate) fn seal(
-    conn: &Connection,
-    key: &MacKey,
-    table: &Table,
-    key_value: &dyn ToSql,
-    before: Option<[u8; 32]>,
-) -> Result<()> {
-    let select = format!("SELECT {} FROM {} WHERE {} = ?1", table.columns.join(", "), table.name, table.key_column());
-    let mac: [u8; 32] =
-        conn.query_row(&select, [key_value], |r| key.row_hmac(table, r))?.finalize().into_bytes().into();
-    let update = format!("UPDATE {} SET mac = ?1 WHERE {} = ?2", table.name, table.key_column());
-    conn.execute(&update, params![&mac[..], key_value])?;
+/// Inserts `values` (every column of `table`, the primary key first, typed as SQLite is to store them) as a new
+/// row, with their MAC, and folds it into the table's set hash.
+///
+/// # Errors
+/// [`Error::Integrity`] if the row stored is not the one meant; storage errors (a taken key among them).
+pub(crate) fn insert_row(conn: &Connection, key: &MacKey, table: &Table, values: &[Value]) -> Result<()> {
+    put_row(conn, key, table, values, Put::Insert)
+}
+
+/// Replaces `table`'s row with `values[0]` as its key by `values` (every column), once the MAC of the row there
+/// checked; folds the change into the table's set hash.
+///
+/// # Errors
+/// [`Error::Integrity`] if the row there does not match its MAC or the row stored is not the one meant.
+pub(crate) fn update_row(conn: &Connection, key: &MacKey, table: &Table, values: &[Value]) -> Result<()> {
+    let pk = values.first().ok_or_else(|| integrity(table.name, "?", "written without its key"))?;
+    let before =
+        verified_mac(conn, key, table, pk)?.ok_or_else(|| integrity(table.name, row_name(pk.into()), "is missing"))?;
+    put_row(conn, key, table, values, Put::Replace(before))
+}
+
+/// How [`put_row`] writes.
+enum Put {
+    Insert,
+    /// In place of the row with this (checked) MAC.
+    Replace([u8; 32]),
+    /// MACs the row as it is (the upgrade): a new member of the set.
+    Bless,
+}
+
+/// The MAC is computed from `values`, never read back; the row is read back after the write and must be exactly
+/// `values` (a trigger, say, changing it as it is written is refused, and the transaction with it).
+fn put_row(conn: &Connection, key: &MacKey, table: &Table, values: &[Value], put: Put) -> Result<()> {
+    let columns = table.columns;
+    let Some(pk) = values.first().filter(|_| values.len() == columns.len()) else {
+        return Err(integrity(table.name, "?", "written with the wrong number of columns"));
+    };
+    let mac: [u8; 32] = key.values_hmac(table, values).finalize().into_bytes().into();
+    let sql = match put {
+        Put::Insert => {
+            let places: Vec<String> = (1..=columns.len() + 1).map(|i| format!("?{i}")).collect();
+            format!("INSERT INTO {} ({}, mac) VALUES ({})", table.name, columns.join(", "), places.join(", "))
+        }
+        Put::Replace(_) | Put::Bless => {
+            let sets: Vec<String> =
+                columns.iter().enumerate().skip(1).map(|(i, c)| format!("{c} = ?{}", i + 1)).collect();
+            let mac_at = columns.len() + 1;
+            format!("UPDATE {} SET {}, mac = ?{mac_at} WHERE {} = ?1", table.name, sets.join(", "), columns[0])
+        }
+    };
+    let mut bound: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+    let mac_bytes = &mac[..];
+    bound.push(&mac_bytes);
+    let changed = conn.execute(&sql, bound.as_slice())?;
+    let stored = match verified_mac(conn, key, table, pk) {
+        Err(Error::Integrity { .. }) => None,
+        other => other?,
+    };
+    if changed != 1 || stored != Some(mac) {
+        return Err(integrity(table.name, row_name(pk.into()), "was not stored as the authority wrote it"));
+    }
     let mut head = head(conn, key, table.name)?;
-    match before {
-        None => head.rows += 1,
-        Some(old) => xor(&mut head.digest, &old),
+    match put {
+        Put::Insert | Put::Bless => head.rows += 1,
+        Put::Replace(old) => xor(&mut head.digest, &old),
     }
     xor(&mut head.digest, &mac);
     set_head(conn, key, table.name, head)
+}
+
+/// Refuses a database without MACs whose sealed secrets say it has them.
+pub(crate) fn macs_missing() -> Error {
+    integrity(INTEGRITY, "*", "is missing, but the sealed secrets say this database had MACs (stripped, or replaced)")
 }
 
 /// Records audit entry `seq` (hash `hash`, after `prev`) as the newest, refusing if the stored newest entry is
@@ -340,8 +407,9 @@ pub(crate) struct Upgrade {
 }
 
 /// The one-time upgrade of a database from before MACs (also how a new database starts: with nothing in
-/// it). Refuses a database whose audit chain does not verify, or whose audit log shows it had MACs before
-/// (someone removed them to have edited rows blessed).
+/// it). Refuses a database whose audit chain does not verify, whose audit log shows it had MACs before
+/// (someone removed them to have edited rows blessed), or that has rows but an empty audit log (every
+/// authority's log starts with `authority.init`: an emptied one hides the marker). The caller audits it.
 pub(crate) fn protect_existing(conn: &Connection, key: &MacKey, verifying_key: &VerifyingKey) -> Result<Upgrade> {
     let mut verifier = Verifier::new(verifying_key);
     {
@@ -363,18 +431,17 @@ pub(crate) fn protect_existing(conn: &Connection, key: &MacKey, verifying_key: &
     let mut upgrade = Upgrade { rows: Vec::new(), audit_entries: verifier.count() };
     for table in PROTECTED {
         set_head(conn, key, table.name, Head { rows: 0, digest: [0; 32] })?;
-        let mut keys = Vec::new();
-        {
-            let mut statement = conn.prepare(&format!("SELECT {} FROM {}", table.key_column(), table.name))?;
-            let mut rows = statement.query([])?;
-            while let Some(r) = rows.next()? {
-                keys.push(r.get::<_, rusqlite::types::Value>(0)?);
-            }
+        let existing: Vec<Vec<Value>> = conn
+            .prepare(&format!("SELECT {} FROM {}", table.columns.join(", "), table.name))?
+            .query_map([], |r| (0..table.columns.len()).map(|i| r.get::<_, Value>(i)).collect())?
+            .collect::<rusqlite::Result<_>>()?;
+        if !existing.is_empty() && upgrade.audit_entries == 0 {
+            return Err(integrity(AUDIT, "*", "is empty but the database has rows: not adding MACs to them"));
         }
-        for value in &keys {
-            seal(conn, key, table, value, None)?;
+        for values in &existing {
+            put_row(conn, key, table, values, Put::Bless)?;
         }
-        upgrade.rows.push((table.name, i64::try_from(keys.len()).unwrap_or(i64::MAX)));
+        upgrade.rows.push((table.name, i64::try_from(existing.len()).unwrap_or(i64::MAX)));
     }
     let last: Option<(i64, Vec<u8>)> = conn
         .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))

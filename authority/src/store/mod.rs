@@ -7,6 +7,7 @@
 //! embedded default.
 
 pub mod integrity;
+mod schema;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -14,6 +15,23 @@ pub use sqlite::SqliteStore;
 use crate::audit::{Action, Entry, Verification};
 use crate::error::Result;
 use smqtt_wire::VerifyingKey;
+
+/// What the authority knows about a database's row MACs from outside the database — from its sealed secrets,
+/// which nobody without the unseal secret can change — so that no edit of the database can change it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provenance {
+    /// `init` is creating the database: it has MACs from its first row, and nothing is upgraded.
+    New,
+    /// The database has had MACs (since `init`, or since its upgrade): one without them is refused, and a
+    /// missing database file is not created.
+    HadMacs,
+    /// Sealed before the seal recorded it: a database from before MACs gets them, once, audited (if its audit
+    /// chain verifies and, when it has rows, is not empty); the caller then records it in the seal.
+    Unrecorded,
+}
+
+/// How often an enrollment may be retried (same token, same device key, its answer lost) while the token lives.
+pub const MAX_ENROLL_RETRIES: u64 = 5;
 
 /// Where a device is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,12 +143,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Redeems an enrollment token once: the token is consumed and its device enrolled with `device_key`, and
     /// the current epoch is read, in one transaction. Redeeming it again with the same `device_key` (a client
-    /// whose answer was lost) gives the same device again, `retry` set; with another key it is refused.
-    /// `audit(device, retry)` makes the audit entry.
+    /// whose answer was lost) gives the same device again, `retry` set, until the token expires and at most
+    /// [`MAX_ENROLL_RETRIES`] times (counted in the audit log: the entries `audit(device, true)` makes for the
+    /// device); with another key it is refused. `audit(device, retry)` makes the audit entry.
     ///
     /// # Errors
-    /// [`crate::Error::TokenInvalid`] for an unknown, used or expired token; [`crate::Error::Revoked`] for a
-    /// retry of a device revoked since; [`crate::Error::Integrity`], storage and audit errors.
+    /// [`crate::Error::TokenInvalid`] for an unknown, used or expired token, or one retried too often;
+    /// [`crate::Error::Revoked`] for a retry of a device revoked since; [`crate::Error::Integrity`], storage and audit errors.
     fn enroll(
         &self,
         token_hash: &[u8; 32],
@@ -202,7 +221,8 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Verifies the audit chain of a data directory without its secrets: reads the verifying key from
-/// `authority.pub` and the database without changing it. Without the secrets the rows' MACs cannot be
+/// `authority.pub` and the database without changing it (refused if its schema is not the authority's; an
+/// empty audit log is reported as a problem). Without the secrets the rows' MACs cannot be
 /// checked ([`integrity`]): `serve` does that when it opens the database.
 ///
 /// # Errors
@@ -213,7 +233,7 @@ pub fn verify_offline(data_dir: &std::path::Path) -> Result<Verification> {
     if !db.exists() {
         return Err(crate::Error::Io { path: db.display().to_string(), message: "no such file".into() });
     }
-    SqliteStore::open(&db, None)?.audit_verify(&key)
+    SqliteStore::open(&db, None, Provenance::HadMacs)?.audit_verify(&key)
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use rusqlite::types::Value;
 use rusqlite::{params, Connection};
 use smqtt_wire::SigningKey;
 
-use super::{integrity, sqlite::MIGRATIONS, DeviceStatus, SqliteStore, Store};
+use super::{integrity, schema::MIGRATIONS, DeviceStatus, Provenance, SqliteStore, Store};
 use crate::audit::{self, Action};
 use crate::Error;
 
@@ -57,7 +58,7 @@ fn a_database_from_before_macs_gets_them_once_and_audited() {
     let path = dir.path().join("authority.db");
     let key = Arc::new(SigningKey::from_bytes(&[3; 32]));
     version_1(&path, &key);
-    let store = SqliteStore::open(&path, Some(key.clone())).expect("upgrade");
+    let store = SqliteStore::open(&path, Some(key.clone()), Provenance::Unrecorded).expect("upgrade");
     assert_eq!(store.epoch().expect("epoch").number, 2);
     let device = store.device("old-1").expect("read").expect("device");
     assert_eq!((device.status, device.attributes.as_str()), (DeviceStatus::Enrolled, "role:sensor, level = 2"));
@@ -72,13 +73,13 @@ fn a_database_from_before_macs_gets_them_once_and_audited() {
     drop(store);
 
     // Once: reopening adds nothing, and from now on an edit is refused.
-    let store = SqliteStore::open(&path, Some(key.clone())).expect("reopen");
+    let store = SqliteStore::open(&path, Some(key.clone()), Provenance::Unrecorded).expect("reopen");
     assert_eq!(store.audit_entries(100).expect("audit").len(), entries.len());
     drop(store);
     let db = Connection::open(&path).expect("db");
     db.execute("UPDATE devices SET attributes = 'role:admin' WHERE id = 'old-1'", []).expect("edit");
     assert!(matches!(
-        SqliteStore::open(&path, Some(key)),
+        SqliteStore::open(&path, Some(key), Provenance::Unrecorded),
         Err(Error::Integrity { table: "devices", ref row, .. }) if row == "old-1"
     ));
 }
@@ -92,7 +93,7 @@ fn a_database_from_before_macs_whose_audit_chain_is_broken_is_not_blessed() {
     let db = Connection::open(&path).expect("db");
     db.execute("UPDATE audit SET detail = 'reason=nothing to see' WHERE seq = 5", []).expect("edit");
     assert!(matches!(
-        SqliteStore::open(&path, Some(key.clone())),
+        SqliteStore::open(&path, Some(key.clone()), Provenance::Unrecorded),
         Err(Error::Integrity { table: "audit", ref row, .. }) if row == "5"
     ));
     // Nothing was changed by the refused upgrade; signed by another key, the chain is refused too.
@@ -100,8 +101,11 @@ fn a_database_from_before_macs_whose_audit_chain_is_broken_is_not_blessed() {
     assert_eq!(version, 1);
     db.execute("UPDATE audit SET detail = 'reason=manual' WHERE seq = 5", []).expect("restore");
     let other = Arc::new(SigningKey::from_bytes(&[4; 32]));
-    assert!(matches!(SqliteStore::open(&path, Some(other)), Err(Error::Integrity { table: "audit", .. })));
-    SqliteStore::open(&path, Some(key)).expect("the genuine chain upgrades");
+    assert!(matches!(
+        SqliteStore::open(&path, Some(other), Provenance::Unrecorded),
+        Err(Error::Integrity { table: "audit", .. })
+    ));
+    SqliteStore::open(&path, Some(key), Provenance::Unrecorded).expect("the genuine chain upgrades");
 }
 
 #[test]
@@ -110,7 +114,7 @@ fn a_store_without_secrets_changes_and_vouches_for_nothing() {
     let path = dir.path().join("authority.db");
     let key = Arc::new(SigningKey::from_bytes(&[3; 32]));
     version_1(&path, &key);
-    let store = SqliteStore::open(&path, None).expect("read-only");
+    let store = SqliteStore::open(&path, None, Provenance::HadMacs).expect("read-only");
     assert!(matches!(store.device("old-1"), Err(Error::ReadOnly)));
     assert!(matches!(store.append_audit(&Action::new("x", "y", "z"), 1), Err(Error::ReadOnly)));
     assert!(store.audit_verify(&key.verifying_key()).expect("verify").problem.is_none());
@@ -119,4 +123,76 @@ fn a_store_without_secrets_changes_and_vouches_for_nothing() {
     let db = Connection::open(&path).expect("db");
     let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
     assert_eq!(version, 1);
+}
+
+#[test]
+fn an_upgrade_over_rows_with_an_empty_audit_log_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("authority.db");
+    let key = Arc::new(SigningKey::from_bytes(&[3; 32]));
+    version_1(&path, &key);
+    let db = Connection::open(&path).expect("db");
+    db.execute("DELETE FROM audit", []).expect("empty the log");
+    assert!(matches!(
+        SqliteStore::open(&path, Some(key), Provenance::Unrecorded),
+        Err(Error::Integrity { table: "audit", ref row, .. }) if row == "*"
+    ));
+    let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    assert_eq!(version, 1);
+}
+
+#[test]
+fn an_upgrade_is_audited_even_over_an_empty_database() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("authority.db");
+    let db = Connection::open(&path).expect("db");
+    db.execute_batch(MIGRATIONS[0]).expect("schema 1");
+    db.pragma_update(None, "user_version", 1).expect("version");
+    let key = Arc::new(SigningKey::from_bytes(&[3; 32]));
+    let store = SqliteStore::open(&path, Some(key), Provenance::Unrecorded).expect("upgrade");
+    let entries = store.audit_entries(10).expect("audit");
+    assert_eq!(entries.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), [integrity::UPGRADE_ACTION]);
+}
+
+#[test]
+fn a_database_the_seal_says_had_macs_is_never_upgraded_nor_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("authority.db");
+    let key = Arc::new(SigningKey::from_bytes(&[3; 32]));
+    version_1(&path, &key);
+    assert!(matches!(
+        SqliteStore::open(&path, Some(key.clone()), Provenance::HadMacs),
+        Err(Error::Integrity { table: "integrity", ref row, .. }) if row == "*"
+    ));
+    let db = Connection::open(&path).expect("db");
+    let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    assert_eq!(version, 1);
+    // `init` does not upgrade one either.
+    assert!(SqliteStore::open(&path, Some(key.clone()), Provenance::New).is_err());
+    let missing = dir.path().join("missing.db");
+    assert!(SqliteStore::open(&missing, Some(key), Provenance::HadMacs).is_err());
+    assert!(!missing.exists(), "a missing database is not made afresh");
+}
+
+/// Where something (here a trigger on a connection that allows them) changes a row as it is written, the row read
+/// back is not the one meant: refused, and the transaction with it.
+#[test]
+fn a_row_changed_as_it_is_written_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("authority.db");
+    let key = Arc::new(SigningKey::from_bytes(&[3; 32]));
+    let store = SqliteStore::open(&path, Some(key.clone()), Provenance::New).expect("new");
+    store.initialise(&Action::new("cli", "authority.init", ""), 1).expect("init");
+    drop(store);
+    let db = Connection::open(&path).expect("db");
+    db.execute_batch(
+        "CREATE TRIGGER later AFTER INSERT ON epochs BEGIN UPDATE epochs SET started_at = 0 WHERE epoch = NEW.epoch; END;",
+    )
+    .expect("plant");
+    let mac = integrity::MacKey::derive(&key);
+    let row = [Value::Integer(2), Value::Integer(50)];
+    assert!(matches!(
+        integrity::insert_row(&db, &mac, &integrity::EPOCHS, &row),
+        Err(Error::Integrity { table: "epochs", ref row, .. }) if row == "2"
+    ));
 }
