@@ -479,6 +479,9 @@ fn payload(mark: u8, index: u32) -> Vec<u8> {
     p
 }
 
+/// The subscriber's client id. No row goes through a gate, so these need not be in the clients' own spaces
+/// (through a gate: `<device id>/row<n>` for the SDK clients, `anon:…` for raw ones); rumqttd 0.20 refuses
+/// client ids containing any of `/ + # $` outright (the embedded smqtt-broker escapes them for it).
 fn subscriber_id(mode: Mode, row_id: usize) -> String {
     match mode {
         Mode::Plaintext => format!("plain-sub-{row_id}"),

@@ -25,6 +25,8 @@ const FILE_RECHECK: Duration = Duration::from_secs(1);
 /// The epoch the gate enforces, learnt from signed statements.
 pub(crate) struct EpochFollower {
     authority: VerifyingKey,
+    /// The FAME parameter set statements must name, where the gate knows it (its sealing identity's).
+    params_id: Option<[u8; 32]>,
     floor: u64,
     file: Option<PathBuf>,
     url: Option<String>,
@@ -94,12 +96,14 @@ impl EpochFollower {
     /// a `url`, does not exist).
     pub(crate) fn new(
         authority: VerifyingKey,
+        params_id: Option<[u8; 32]>,
         floor: u64,
         file: Option<PathBuf>,
         url: Option<String>,
     ) -> Result<EpochFollower, GateError> {
         let follower = EpochFollower {
             authority,
+            params_id,
             floor,
             file,
             url,
@@ -112,7 +116,14 @@ impl EpochFollower {
         };
         if let Some(path) = &follower.file {
             if path.exists() || follower.url.is_none() {
-                follower.accept(read_statement(path, &follower.authority)?);
+                let verified = read_statement(path, &follower.authority)?;
+                if !follower.names_our_params(&verified) {
+                    return Err(io_error(
+                        path,
+                        "epoch statement names other FAME parameters than the broker's identity",
+                    ));
+                }
+                follower.accept(verified);
             }
         }
         Ok(follower)
@@ -134,8 +145,16 @@ impl EpochFollower {
         self.issued_at.load(Ordering::Relaxed)
     }
 
-    /// Takes `verified` if it is newer than what is held; returns whether it was.
+    fn names_our_params(&self, verified: &VerifiedEpoch) -> bool {
+        self.params_id.is_none_or(|ours| *verified.params_id() == ours)
+    }
+
+    /// Takes `verified` if it is newer than what is held (and names our parameters, where known); returns
+    /// whether it was.
     fn accept(&self, verified: VerifiedEpoch) -> bool {
+        if !self.names_our_params(&verified) {
+            return false;
+        }
         {
             let mut newest = self.newest.lock().unwrap_or_else(PoisonError::into_inner);
             if newest.is_some_and(|n| n.epoch() > verified.epoch()) {
@@ -165,6 +184,9 @@ impl EpochFollower {
         let verified = EpochStatement::parse(text)
             .and_then(|s| s.verify(&self.authority))
             .map_err(|e| GateError::Config(format!("epoch statement refused: {e}")))?;
+        if !self.names_our_params(&verified) {
+            return Err(GateError::Config("epoch statement refused: it names other FAME parameters".into()));
+        }
         let advanced = self.accept(verified);
         if advanced && self.url.is_some() {
             if let Some(path) = &self.file {
@@ -241,7 +263,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("epoch");
         std::fs::write(&path, statement(&authority, 3)).unwrap_or_else(|e| panic!("{e}"));
-        let follower = EpochFollower::new(authority.verifying_key(), 1, Some(path.clone()), None)
+        let follower = EpochFollower::new(authority.verifying_key(), None, 1, Some(path.clone()), None)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(follower.current(), 3);
         assert_eq!(follower.offer(&statement(&authority, 5)).ok(), Some(true));
@@ -261,12 +283,23 @@ mod tests {
     }
 
     #[test]
+    fn statements_of_other_parameters_are_refused_where_the_gate_knows_its_own() {
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let follower = EpochFollower::new(authority.verifying_key(), Some([1; 32]), 1, None, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(follower.offer(&statement(&authority, 2)).ok(), Some(true));
+        let other = EpochBody { epoch: 3, started_at: 3, issued_at: 4, params_id: [2; 32] }.sign(&authority);
+        assert!(follower.offer(&other).is_err());
+        assert_eq!(follower.current(), 2);
+    }
+
+    #[test]
     fn a_bare_number_in_the_epoch_file_is_refused_at_start() {
         let authority = SigningKey::from_bytes(&[1; 32]);
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("epoch");
         std::fs::write(&path, "7\n").unwrap_or_else(|e| panic!("{e}"));
-        let error = EpochFollower::new(authority.verifying_key(), 1, Some(path), None).err();
+        let error = EpochFollower::new(authority.verifying_key(), None, 1, Some(path), None).err();
         assert!(error.is_some_and(|e| e.to_string().contains("not a bare number")));
     }
 }

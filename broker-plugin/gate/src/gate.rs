@@ -127,6 +127,7 @@ impl Gate {
             Some(key) if epoch_file.is_some() || file.authority.url.is_some() => {
                 let follower = Arc::new(EpochFollower::new(
                     key,
+                    sealing.as_ref().map(|s| s.params_id()),
                     file.authority.min_epoch,
                     epoch_file,
                     file.authority.url.clone(),

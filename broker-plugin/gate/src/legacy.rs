@@ -125,6 +125,8 @@ pub(crate) struct Sealing {
     state: Mutex<SealState>,
     /// A renewal of the identity at the authority is under way (one at a time).
     renewing: Arc<AtomicBool>,
+    /// The FAME parameter set of the identity (pinned in its store at enrollment).
+    params_id: [u8; 32],
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
@@ -159,9 +161,16 @@ fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<(Sealer, u64), GateEr
 impl Sealing {
     pub(crate) fn new(store: PathBuf, rules: Vec<SealRule>) -> Result<Sealing, GateError> {
         let (sealer, epoch) = load_sealer(&store, &rules)?;
+        let identity = DeviceStore::at(&store).load().map_err(|e| GateError::Identity(e.to_string()))?;
+        let params_id = *identity.public_key.id().as_bytes();
         let state =
             SealState { sealer, epoch, credential_mtime: mtime(&store.join("credential")), checked: Instant::now() };
-        Ok(Sealing { rules, store, state: Mutex::new(state), renewing: Arc::new(AtomicBool::new(false)) })
+        Ok(Sealing { rules, store, state: Mutex::new(state), renewing: Arc::new(AtomicBool::new(false)), params_id })
+    }
+
+    /// The FAME parameter set the broker's identity belongs to.
+    pub(crate) fn params_id(&self) -> [u8; 32] {
+        self.params_id
     }
 
     /// The rule for `topic`, if it is a sealed topic.

@@ -1,6 +1,8 @@
 //! The authority is only needed for enrollment and renewal: `kill -9` it while clients publish and subscribe,
 //! they go on with their cached keys (a new `smqtt sub` process even starts from its store); restart it on the
-//! same data directory and a renewal afterwards succeeds.
+//! same data directory and a renewal afterwards succeeds. The broker follows the authority's signed epoch by
+//! polling it (`[authority] url`): it keeps working while the authority is down, takes the rotation after the
+//! restart, and accepts the in-place renewed clients on their existing connections.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,10 +13,10 @@ use smqtt_abe::Policy;
 use smqtt_client::SmqttClient;
 
 use crate::harness::{
-    client_config, enroll, gate_toml, publish_cli, run, run_ok, run_test, smqtt, Authority, CliSubscriber, Sealing,
-    SmqttBroker, TestDir, WAIT,
+    client_config, enroll, gate_toml_polling, publish_cli, run, run_ok, run_test, smqtt, statement_epoch, wait_for,
+    Authority, CliSubscriber, Sealing, SmqttBroker, TestDir, WAIT,
 };
-use crate::mqtt::{next_data, PROBE_TOPIC, TEMP_POLICY};
+use crate::mqtt::{broker_accepts, next_data, PROBE_TOPIC, TEMP_POLICY};
 
 const STREAM_TOPIC: &str = "plant/berlin/line2/temp";
 
@@ -28,7 +30,8 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     let dir = TestDir::new("authority-restart");
     let root = dir.path();
     let mut authority = Authority::start(root, Sealing::KeyFile, "");
-    let broker = SmqttBroker::start(root, &gate_toml(&authority, None))
+    let epoch_cache = root.join("broker-epoch.statement");
+    let broker = SmqttBroker::start(root, &gate_toml_polling(&authority, &epoch_cache))
         .expect("smqtt-broker not built in target/release (cargo build --release --workspace)");
     let port = broker.port;
     let logs = authority.logs().to_path_buf();
@@ -37,6 +40,10 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     let operator = enroll(&authority, "op-2", "role:operator, site:berlin", &[]);
     let admin = enroll(&authority, "admin-2", "role:admin, site:berlin", &[]);
     let epoch0 = authority.epoch();
+    let authority_key = admin.identity().authority_key;
+    wait_for("the broker to cache the authority's epoch statement", WAIT, || {
+        (statement_epoch(&epoch_cache, &authority_key) == Some(epoch0)).then_some(())
+    });
 
     let (publisher, _) = SmqttClient::connect(sensor.identity(), &client_config(port)).expect("connect");
     let (subscriber, mut rx) = SmqttClient::connect(operator.identity(), &client_config(port)).expect("connect");
@@ -121,13 +128,24 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     }
     assert_eq!(received, (0..sent).collect::<BTreeSet<u64>>(), "QoS 1 readings lost");
     assert_eq!(authority.epoch(), epoch0, "the epoch survived the restart");
+    let admin_before = admin.identity();
     run_ok("epoch rotate", authority.admin(&["epoch", "rotate", "--reason", "e2e after restart"]));
     let epoch1 = authority.epoch();
     assert_eq!(epoch1, epoch0 + 1);
+    // The broker polls the restarted authority and follows: credentials of the old epoch no longer get in.
+    let deadline = Instant::now() + WAIT;
+    while broker_accepts(port, &admin_before, "admin-2/old").await {
+        assert!(Instant::now() < deadline, "the broker did not follow the authority to epoch {epoch1}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(statement_epoch(&epoch_cache, &authority_key), Some(epoch1), "the broker's cached statement");
     assert_eq!(publisher.renew(&sensor.store()).await.expect("publisher renews"), epoch1);
     assert_eq!(subscriber.renew(&operator.store()).await.expect("subscriber renews"), epoch1);
     let renewed = run_ok("smqtt renew", smqtt(&["renew", "--store", admin.store_arg()]));
     assert_eq!(renewed.trim(), format!("renewed admin-2 (epoch {epoch1})"));
+    assert!(broker_accepts(port, &admin.identity(), "admin-2/new").await, "renewed credential refused");
+    // The publisher renewed in place: its connection's CONNECT token is of the old epoch, its next session's
+    // envelope carries the renewed credential, and the broker takes that.
     let policy = Policy::parse(TEMP_POLICY).expect("policy");
     publisher.publish(STREAM_TOPIC, &policy, 1, false, b"after renewal").await.expect("publish");
     let message = next_data(&mut rx, "op-2", WAIT).await.expect("op-2 reads after renewing");

@@ -93,12 +93,12 @@ async fn mosquitto_restart_keeps_qos1_messages_for_offline_persistent_sessions_b
 
     // The persistent subscriber subscribes once, then goes offline.
     let (sub, mut sub_rx) =
-        SmqttClient::connect(offline.identity(), &persistent(port, "op-3-persistent")).expect("connect");
+        SmqttClient::connect(offline.identity(), &persistent(port, "op-3/persistent")).expect("connect");
     subscribe_and_probe(&sub, &mut sub_rx, &sensor, port).await;
     sub.disconnect().await;
     drop(sub);
     crate::harness::wait_for("mosquitto to see op-3 leave", WAIT, || {
-        broker.proc.log_contains("Client op-3-persistent disconnected").then_some(())
+        broker.proc.log_contains("Client op-3/persistent disconnected").then_some(())
     });
     // An online subscriber shows when the broker has taken all N (it routes each on receipt).
     let (watch, mut watch_rx) = SmqttClient::connect(online.identity(), &client_config(port)).expect("connect");
@@ -116,7 +116,7 @@ async fn mosquitto_restart_keeps_qos1_messages_for_offline_persistent_sessions_b
     broker.restart();
     assert!(root.join("mosquitto-db/mosquitto.db").is_file(), "no persistence database written");
     let (sub, mut sub_rx) =
-        SmqttClient::connect(offline.identity(), &persistent(port, "op-3-persistent")).expect("connect");
+        SmqttClient::connect(offline.identity(), &persistent(port, "op-3/persistent")).expect("connect");
     let mut got: BTreeMap<String, u32> = BTreeMap::new();
     let deadline = Instant::now() + WAIT;
     while (got.len() as u64) < N && Instant::now() < deadline {
@@ -165,7 +165,7 @@ async fn smqtt_broker_restart_loses_offline_queue_no_persistence_then_resubscrib
     let stays = enroll(&authority, "admin-4", "role:admin, site:berlin", &[]);
 
     let (sub, mut sub_rx) =
-        SmqttClient::connect(offline.identity(), &persistent(port, "op-4-persistent")).expect("connect");
+        SmqttClient::connect(offline.identity(), &persistent(port, "op-4/persistent")).expect("connect");
     subscribe_and_probe(&sub, &mut sub_rx, &sensor, port).await;
     sub.disconnect().await;
     drop(sub);
@@ -182,7 +182,7 @@ async fn smqtt_broker_restart_loses_offline_queue_no_persistence_then_resubscrib
 
     broker.restart();
     let (sub, mut sub_rx) =
-        SmqttClient::connect(offline.identity(), &persistent(port, "op-4-persistent")).expect("connect");
+        SmqttClient::connect(offline.identity(), &persistent(port, "op-4/persistent")).expect("connect");
     // The session is gone: nothing queued arrives (the SDK resubscribes to nothing: this client never asked).
     let queued = sub_rx.next_timeout(Duration::from_millis(1500)).await;
     assert!(queued.is_none(), "rumqttd kept a session across a restart (update this test): {queued:?}");

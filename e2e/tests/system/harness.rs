@@ -285,6 +285,13 @@ pub enum Sealing {
     KeyFile,
 }
 
+/// The authority's statement file, relative to `authority.toml` (the test directory).
+const STATEMENT_FILE: &str = "epoch.statement";
+
+/// `extra_config` for [`Authority::start`]: `serve` keeps the signed statement of the current epoch in
+/// [`Authority::statement_file`] (written before it listens, and after every epoch change), for brokers to follow.
+pub const STATEMENT_CONFIG: &str = "[epochs]\nstatement_file = \"epoch.statement\"\n";
+
 /// The `smqtt-authority` process, its data directory and an admin token.
 #[derive(Debug)]
 pub struct Authority {
@@ -413,6 +420,11 @@ impl Authority {
                     .enrollment_token
             })
             .collect()
+    }
+
+    /// Where `serve` keeps the signed statement of the current epoch when started with [`STATEMENT_CONFIG`].
+    pub fn statement_file(&self) -> PathBuf {
+        self.dir.join(STATEMENT_FILE)
     }
 
     /// The current epoch, from `smqtt-authority epoch show --json`.
@@ -628,6 +640,11 @@ fn broker_toml(port: u16) -> String {
 }
 
 /// The gate configuration all tests use: the authority's key, `plant/#` protected, optionally an epoch file.
+///
+/// The epoch file must hold an authority-signed statement (`smqtt-epoch1.…`, docs/wire.md §10), never a bare
+/// number: point it at the authority's `[epochs] statement_file` ([`STATEMENT_CONFIG`],
+/// [`Authority::statement_file`]), which `serve` keeps current, as an operator with broker and authority on one
+/// host does.
 pub fn gate_toml(authority: &Authority, epoch_file: Option<&Path>) -> String {
     let mut text = format!("[authority]\nverifying_key = \"{}\"\n", s(&authority.verifying_key()));
     if let Some(file) = epoch_file {
@@ -635,6 +652,22 @@ pub fn gate_toml(authority: &Authority, epoch_file: Option<&Path>) -> String {
     }
     text.push_str("[topics]\nprotected = [\"plant/#\", \"load/#\"]\n");
     text
+}
+
+/// The epoch named by the statement in `file`, if it holds one signed by `authority` (a device's pinned key).
+pub fn statement_epoch(file: &Path, authority: &smqtt_wire::VerifyingKey) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    smqtt_wire::EpochStatement::parse(text.trim()).ok()?.verify(authority).ok().map(|v| v.epoch())
+}
+
+/// [`gate_toml`] for a broker that follows the authority itself, as one on another host does: it polls the
+/// authority's signed epoch statement every second (`[authority] url`) and caches the newest in `cache`.
+pub fn gate_toml_polling(authority: &Authority, cache: &Path) -> String {
+    gate_toml(authority, Some(cache)).replacen(
+        "[topics]",
+        &format!("url = \"{}\"\nepoch_poll_secs = 1\n[topics]", authority.url),
+        1,
+    )
 }
 
 /// Mosquitto as a process, optionally with the SMQTT plugin and persistence.
@@ -666,8 +699,10 @@ impl Mosquitto {
                 let plugin = artifact("libsmqtt_mosquitto.so").unwrap_or_else(|| binary("libsmqtt_mosquitto.so"));
                 let gate_file = dir.join("mosquitto-gate.toml");
                 std::fs::write(&gate_file, gate).expect("gate config");
+                // Clients without an id get one in the anonymous space (the gate refuses any id outside an
+                // identity's own space).
                 conf.push_str(&format!(
-                    "allow_anonymous false\nplugin {}\nplugin_opt_config {}\n",
+                    "allow_anonymous false\nauto_id_prefix anon:\nplugin {}\nplugin_opt_config {}\n",
                     s(&plugin),
                     s(&gate_file)
                 ));

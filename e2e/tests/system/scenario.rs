@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use smqtt_client::{MessageError, SmqttClient};
 
 use crate::harness::{
-    client_config, enroll, gate_toml, publish_cli, run, run_ok, run_test, smqtt, Authority, CliSubscriber, Sealing,
-    SmqttBroker, TestDir, WAIT,
+    client_config, enroll, gate_toml, publish_cli, run, run_ok, run_test, smqtt, statement_epoch, wait_for, Authority,
+    CliSubscriber, Sealing, SmqttBroker, TestDir, STATEMENT_CONFIG, WAIT,
 };
 use crate::mqtt::{broker_accepts, next_data, PROBE_TOPIC, TEMP_POLICY};
 
@@ -23,11 +23,11 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     let started = Instant::now();
     let dir = TestDir::new("scenario");
     let root = dir.path();
-    let authority = Authority::start(root, Sealing::Passphrase, "");
+    // The authority keeps a signed statement of the current epoch in a file (`[epochs] statement_file`); the
+    // broker follows that file (`[authority] epoch_file`): credentials of older epochs are refused at CONNECT.
+    let authority = Authority::start(root, Sealing::Passphrase, STATEMENT_CONFIG);
     let epoch0 = authority.epoch();
-    // The operator keeps the broker's epoch file current: credentials of older epochs are refused at CONNECT.
-    let epoch_file = root.join("broker-epoch");
-    std::fs::write(&epoch_file, format!("{epoch0}\n")).expect("epoch file");
+    let epoch_file = authority.statement_file();
     let broker = SmqttBroker::start(root, &gate_toml(&authority, Some(&epoch_file)))
         .expect("smqtt-broker not built in target/release (cargo build --release --workspace)");
     let port = broker.port;
@@ -36,6 +36,8 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     // Devices: registered with the admin CLI, enrolled with `smqtt enroll`.
     let sensor = enroll(&authority, "temp-1", "role:sensor, site:berlin", &["plant/berlin/#"]);
     let operator = enroll(&authority, "op-berlin", "role:operator, site:berlin", &[]);
+    let authority_key = operator.identity().authority_key;
+    assert_eq!(statement_epoch(&epoch_file, &authority_key), Some(epoch0), "the statement the broker started from");
     let admin = enroll(&authority, "admin-berlin", "role:admin, site:berlin", &[]);
     let paris = enroll(&authority, "op-paris", "role:operator, site:paris", &[]);
 
@@ -94,7 +96,12 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     let shown = run_ok("device show", authority.admin(&["device", "show", "admin-berlin", "--json"]));
     let shown: serde_json::Value = serde_json::from_str(&shown).expect("show --json");
     assert_eq!(shown["status"], "revoked", "{shown}");
-    std::fs::write(&epoch_file, format!("{epoch1}\n")).expect("epoch file");
+    // Nobody writes the broker's epoch file by hand: `serve` rewrote it with the new epoch's statement, signed
+    // by the key the devices pinned at enrollment (the broker re-reads it at most once a second).
+    wait_for("the authority's statement file to name the new epoch", WAIT, || {
+        (statement_epoch(&epoch_file, &authority_key) == Some(epoch1)).then_some(())
+    });
+    let statement_written = Instant::now();
 
     // The revoked device gets no new key (exit 1: refused by the authority); the others renew.
     let refused_renewal = run("smqtt renew (revoked)", smqtt(&["renew", "--store", admin.store_arg()]));
@@ -122,9 +129,12 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     }
     drain_probes(&mut op_rx, &mut admin_sub, &mut paris_sub).await;
 
-    // At the broker: the revoked device's credential (old epoch) no longer gets in; a renewed one does.
-    assert!(!broker_accepts(port, &admin.identity(), "admin-berlin-again").await, "revoked credential accepted");
-    assert!(broker_accepts(port, &operator.identity(), "op-berlin-again").await, "renewed credential refused");
+    // At the broker: the revoked device's credential (old epoch) no longer gets in; a renewed one does. The
+    // gate re-reads its epoch file at most once a second (when a client connects, publishes or subscribes): a
+    // CONNECT a second after the rewrite sees the new epoch whatever came before.
+    tokio::time::sleep(Duration::from_millis(1100).saturating_sub(statement_written.elapsed())).await;
+    assert!(!broker_accepts(port, &admin.identity(), "admin-berlin/again").await, "revoked credential accepted");
+    assert!(broker_accepts(port, &operator.identity(), "op-berlin/again").await, "renewed credential refused");
 
     // 3. New data, for the new epoch: op-berlin continues, the revoked admin cannot read it, Paris still not.
     publish_cli(&sensor, port, TEMP_TOPIC, TEMP_POLICY, "22.0 C");

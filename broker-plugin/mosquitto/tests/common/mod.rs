@@ -67,6 +67,22 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
+        World::with_config(|_, _| {})
+    }
+
+    /// An authority that keeps the signed statement of its current epoch in [`statement_file`](Self::statement_file)
+    /// (`[epochs] statement_file`: written when it starts serving and after every epoch change).
+    pub fn with_statement_file() -> World {
+        World::with_config(|dir, config| config.epochs.statement_file = Some(dir.join("epoch.statement")))
+    }
+
+    /// The authority's `[epochs] statement_file` under [`with_statement_file`](Self::with_statement_file).
+    pub fn statement_file(&self) -> PathBuf {
+        self.dir.path().join("epoch.statement")
+    }
+
+    /// An authority whose configuration `adjust` changes first (given the world's directory).
+    pub fn with_config(adjust: impl FnOnce(&Path, &mut Config)) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("authority");
         let key = dir.path().join("unseal.key");
@@ -75,6 +91,7 @@ impl World {
         let mut config = Config::new(data);
         config.unseal.key_file = Some(key);
         config.limits.rate_per_sec = 0;
+        adjust(dir.path(), &mut config);
         let authority = Arc::new(Authority::open(config).expect("open"));
         let token = authority.create_admin_token("test", &mut rand_core::OsRng, now()).expect("token");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
