@@ -37,7 +37,7 @@ fn enroll_sub_pub_and_refusals() {
     }
     let port = broker.addr.port().to_string();
     let mut sub = Command::new(BIN)
-        .args(["sub", "-p", &port, "-t", "t/#", "-C", "2", "--json", "--store"])
+        .args(["sub", "-p", &port, "-i", "cli-sub/json", "-t", "t/#", "-C", "2", "--json", "--store"])
         .arg(store("cli-sub"))
         .stdout(Stdio::piped())
         .spawn()

@@ -66,6 +66,22 @@ fn impostor_statement(impostor: &Impostor, epoch: u64, started_at: u64) -> Strin
         .sign(&impostor.signer)
 }
 
+/// Registers `id` (an operator that publishes nothing) and returns what `device add` returned.
+fn register(world: &World, id: &str) -> smqtt_authority_api::DeviceCreated {
+    let device =
+        NewDevice { device_id: id.into(), attributes: "role:operator".into(), publish: vec![], token_ttl_secs: None };
+    world.admin.add_device(&device).expect("add device")
+}
+
+/// Rewrites a `/v1/params` answer into the impostor's: its FAME key, its verifying key, its signed statement.
+fn impostor_params(impostor: &Impostor, answer: &mut serde_json::Value) {
+    answer["public_key"] = B64.encode(impostor.public.to_bytes()).into();
+    answer["verifying_key"] = B64.encode(impostor.signer.verifying_key().to_bytes()).into();
+    let (epoch, started) = (answer["epoch"]["epoch"].as_u64(), answer["epoch"]["started_at"].as_u64());
+    answer["epoch"]["statement"] =
+        impostor_statement(impostor, epoch.expect("epoch"), started.expect("started_at")).into();
+}
+
 fn enrolled(world: &World, id: &str) -> DeviceStore {
     world.device(id, "role:operator, site:berlin", &["plant/#"]).0
 }
@@ -135,12 +151,7 @@ fn renewal_through_an_on_path_proxy_cannot_swap_the_fame_public_key() {
         Arc::new(move |path, request, answer| {
             let mut answer = json(&answer);
             match path {
-                "/v1/params" => {
-                    answer["public_key"] = B64.encode(attacker.public.to_bytes()).into();
-                    answer["verifying_key"] = B64.encode(attacker.signer.verifying_key().to_bytes()).into();
-                    let (e, s) = (answer["epoch"]["epoch"].as_u64(), answer["epoch"]["started_at"].as_u64());
-                    answer["epoch"]["statement"] = impostor_statement(&attacker, e.expect("e"), s.expect("s")).into();
-                }
+                "/v1/params" => impostor_params(&attacker, &mut answer),
                 "/v1/keys" => {
                     let request = key_request(request);
                     let (e, s) = (answer["epoch"]["epoch"].as_u64(), answer["epoch"]["started_at"].as_u64());
@@ -203,15 +214,7 @@ fn a_replayed_key_delivery_is_refused() {
 #[test]
 fn enrollment_through_an_impostor_authority_is_refused() {
     let world = world();
-    let created = world
-        .admin
-        .add_device(&NewDevice {
-            device_id: "new-1".into(),
-            attributes: "role:operator".into(),
-            publish: vec![],
-            token_ttl_secs: None,
-        })
-        .expect("add device");
+    let created = register(&world, "new-1");
     let evil = impostor();
     let attacker = Arc::clone(&evil);
     let proxy = proxy::start(
@@ -221,10 +224,7 @@ fn enrollment_through_an_impostor_authority_is_refused() {
                 return answer;
             }
             let mut answer = json(&answer);
-            answer["public_key"] = B64.encode(attacker.public.to_bytes()).into();
-            answer["verifying_key"] = B64.encode(attacker.signer.verifying_key().to_bytes()).into();
-            let (e, s) = (answer["epoch"]["epoch"].as_u64(), answer["epoch"]["started_at"].as_u64());
-            answer["epoch"]["statement"] = impostor_statement(&attacker, e.expect("e"), s.expect("s")).into();
+            impostor_params(&attacker, &mut answer);
             serde_json::to_vec(&answer).expect("json")
         }),
     );
@@ -297,15 +297,7 @@ fn forged_epochs_do_not_pick_the_moment_of_renewal() {
 #[test]
 fn an_enrollment_whose_answer_was_lost_completes_when_run_again() {
     let world = world();
-    let created = world
-        .admin
-        .add_device(&NewDevice {
-            device_id: "crash-1".into(),
-            attributes: "role:operator".into(),
-            publish: vec![],
-            token_ttl_secs: None,
-        })
-        .expect("add device");
+    let created = register(&world, "crash-1");
     // The authority commits the enrollment, but its answer never arrives (a crash, a cut connection).
     let proxy = proxy::start(
         &world.authority_url,
@@ -373,15 +365,7 @@ fn enrollment_and_renewal_over_https_with_a_private_ca() {
 fn a_store_directory_others_can_read_is_refused() {
     use std::os::unix::fs::PermissionsExt as _;
     let world = world();
-    let created = world
-        .admin
-        .add_device(&NewDevice {
-            device_id: "shared-1".into(),
-            attributes: "role:operator".into(),
-            publish: vec![],
-            token_ttl_secs: None,
-        })
-        .expect("add device");
+    let created = register(&world, "shared-1");
     let dir = world.dir.path().join("store-shared-1");
     std::fs::create_dir(&dir).expect("dir");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");

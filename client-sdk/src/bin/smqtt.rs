@@ -53,6 +53,11 @@ struct Broker {
     /// The device store (from `smqtt enroll`).
     #[arg(long, env = "SMQTT_STORE")]
     store: PathBuf,
+    /// MQTT client id [default: the device id]. An SMQTT broker accepts only the device id or `<device id>/<suffix>`
+    /// (e.g. `sensor-7/sub-2` for a second connection of the same device); two connections with one id knock each
+    /// other off.
+    #[arg(short = 'i', long = "id", value_name = "ID")]
+    client_id: Option<String>,
     /// MQTT protocol version: `mqttv311` or `mqttv5` (as mosquitto_pub's -V).
     #[arg(short = 'V', long = "protocol-version", default_value = "mqttv311", value_parser = ["mqttv311", "mqttv5"])]
     protocol: String,
@@ -101,6 +106,7 @@ impl Broker {
             config.protocol = smqtt_client::MqttVersion::V5;
         }
         config.sessions.sign_every_message = !self.unsigned;
+        config.client_id = self.client_id.clone();
         Ok(config)
     }
 }
