@@ -60,6 +60,28 @@ fn round_trip_for_every_gate_kind() {
 }
 
 #[test]
+fn peeking_at_a_capsule_policy_reads_no_point() {
+    let (pk, _) = params();
+    let alice = key("role:operator, site:berlin", 2);
+    for (text, satisfied) in [("(role:operator and site:berlin) or role:admin", true), ("role:admin", false)] {
+        let (_, capsule) = pk.encapsulate(&policy(text), &mut rng(3)).unwrap_or_else(|e| panic!("{e}"));
+        let mut bytes = capsule.to_bytes();
+        let peeked = Capsule::peek_policy(&bytes).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(&peeked, capsule.policy(), "{text}");
+        assert_eq!(alice.satisfies(&peeked), satisfied, "{text}");
+        // A point destroyed after the policy: the peek does not notice, the full decoder does.
+        let last = bytes.len() - 40;
+        bytes[last] ^= 0xff;
+        assert_eq!(Capsule::peek_policy(&bytes).as_ref(), Ok(capsule.policy()), "{text}");
+        assert!(Capsule::from_bytes(&bytes).is_err(), "{text}");
+        // The header and the policy are still checked.
+        assert!(Capsule::peek_policy(&bytes[..70]).is_err(), "{text}");
+        bytes[0] ^= 1;
+        assert!(Capsule::peek_policy(&bytes).is_err(), "{text}");
+    }
+}
+
+#[test]
 fn keys_that_do_not_satisfy_are_refused_before_any_pairing() {
     let (pk, _) = params();
     let bob = key("role:operator, site:paris, level = 2", 4);

@@ -97,6 +97,7 @@ impl Fixture {
             timestamp_ms: 1_700_000_000_000,
             capsule: with_capsule.then_some(self.capsule.as_slice()),
             credential: with_capsule.then_some(self.credential.as_slice()),
+            retained: false,
         };
         seal_envelope(TOPIC, &parts, &self.key, payload, &self.device).expect("seal")
     }
@@ -109,6 +110,7 @@ impl Fixture {
             timestamp_ms: 1_700_000_000_000,
             capsule: None,
             credential: None,
+            retained: false,
         };
         seal_envelope_unsigned(TOPIC, &parts, &self.key, payload).expect("seal")
     }

@@ -12,6 +12,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use smqtt_abe::Policy;
 use tokio::sync::{mpsc, watch};
 
+use crate::admission::OpenerLimits;
 use crate::delivery::Pipeline;
 use crate::error::{Error, MessageError};
 use crate::session::{Message, Opener, Sealer, SessionPolicy};
@@ -48,6 +49,8 @@ pub struct ClientConfig {
     pub accept_unsigned: Vec<String>,
     /// TLS to the broker (default none: plain TCP). The server's certificate is verified, always.
     pub tls: Option<TlsConfig>,
+    /// What the subscriber side accepts before it spends work: message age, new sessions per publisher.
+    pub limits: OpenerLimits,
 }
 
 impl core::fmt::Debug for ClientConfig {
@@ -63,6 +66,7 @@ impl core::fmt::Debug for ClientConfig {
             .field("protocol", &self.protocol)
             .field("accept_unsigned", &self.accept_unsigned)
             .field("tls", &self.tls)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -91,6 +95,7 @@ impl ClientConfig {
             protocol: MqttVersion::V311,
             accept_unsigned: Vec::new(),
             tls: None,
+            limits: OpenerLimits::default(),
         }
     }
 }
@@ -278,6 +283,7 @@ impl SmqttClient {
             .map(|f| smqtt_wire::TopicFilter::new(f).map_err(|e| Error::Topic(e.to_string())))
             .collect::<Result<Vec<_>, Error>>()?;
         opener.accept_unsigned(unsigned_filters);
+        opener.set_limits(config.limits.clone());
         let filters = Arc::new(Mutex::new(Vec::new()));
         let (pipeline, rx) = Pipeline::start(opener)?;
         let mqtt = match config.protocol {

@@ -136,6 +136,34 @@ pub enum MessageError {
         /// The publisher.
         publisher: String,
     },
+    /// Delivered with the MQTT retain flag, but not sealed as retained by its publisher (`docs/wire.md` §6.4):
+    /// a live message replayed as a retained one.
+    #[error("retained delivery on {topic} (claimed publisher {publisher}) was not sealed as retained")]
+    NotSealedRetained {
+        /// The topic.
+        topic: String,
+        /// Who it claims to be from.
+        publisher: String,
+    },
+    /// Sealed longer ago than the maximum message age, or in the future ([`OpenerLimits`](crate::OpenerLimits)).
+    #[error("stale message on {topic} (claimed publisher {publisher}): {reason}")]
+    Stale {
+        /// The topic.
+        topic: String,
+        /// Who it claims to be from.
+        publisher: String,
+        /// How old (or how far in the future).
+        reason: String,
+    },
+    /// The publisher started more new sessions than its budget allows ([`OpenerLimits`](crate::OpenerLimits));
+    /// the capsule was not decoded. An honest publisher's comes again with a later envelope of the session.
+    #[error("{publisher} starts sessions too fast; capsule on {topic} not decoded")]
+    SessionFlood {
+        /// The topic.
+        topic: String,
+        /// The publisher (its signature verified).
+        publisher: String,
+    },
     /// The session key is not known yet: the capsule comes with a later message of the session.
     #[error("unknown session key on {topic} from {publisher}; waiting for its capsule")]
     UnknownKey {
@@ -159,6 +187,9 @@ impl MessageError {
             MessageError::Replay { .. } => "replay",
             MessageError::Tampered { .. } => "tampered",
             MessageError::UnknownKey { .. } => "unknown_key",
+            MessageError::NotSealedRetained { .. } => "retain_not_sealed",
+            MessageError::Stale { .. } => "stale",
+            MessageError::SessionFlood { .. } => "session_flood",
         }
     }
 }

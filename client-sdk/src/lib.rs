@@ -24,12 +24,14 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 mod client;
 mod delivery;
 mod error;
 mod session;
 mod store;
 
+pub use admission::OpenerLimits;
 pub use client::{
     ClientConfig, Delivery, Messages, MqttVersion, SmqttClient, TlsConfig, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
 };

@@ -16,6 +16,7 @@ use smqtt_wire::{
     SigningKey, TopicFilter, UnverifiedCredential, VerifiedCredential, VerifyingKey,
 };
 
+use crate::admission::{OpenerLimits, SessionBudgets, Staleness};
 use crate::error::{Error, MessageError};
 
 /// When a publisher starts a new session and how often it repeats the capsule for late joiners.
@@ -68,6 +69,9 @@ pub struct Sealer {
     policy: SessionPolicy,
     /// By the caller's policy (the epoch is the sealer's, and changing it clears them).
     sessions: HashMap<Policy, Session>,
+    /// The same for retained publications: their own sessions, so that live traffic under the same policy
+    /// never pushes a retained envelope's sequence number out of a late subscriber's replay window (§6.4).
+    retained_sessions: HashMap<Policy, Session>,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -95,13 +99,23 @@ impl Sealer {
         epoch: u64,
         policy: SessionPolicy,
     ) -> Sealer {
-        Sealer { device, signing_key, credential, public_key, epoch, policy, sessions: HashMap::new() }
+        Sealer {
+            device,
+            signing_key,
+            credential,
+            public_key,
+            epoch,
+            policy,
+            sessions: HashMap::new(),
+            retained_sessions: HashMap::new(),
+        }
     }
 
     /// Switches to a new epoch (and credential): every later message starts a new session.
     pub fn set_epoch(&mut self, epoch: u64, credential: Vec<u8>) {
         if epoch != self.epoch {
             self.sessions.clear();
+            self.retained_sessions.clear();
         }
         self.epoch = epoch;
         self.credential = credential;
@@ -121,8 +135,8 @@ impl Sealer {
     ) -> Result<Vec<u8>, Error> {
         // Sessions are found by the caller's policy; the composed policy (with the epoch) is built, and
         // encapsulated under, only when a session starts — not on every message.
-        let usable = self
-            .sessions
+        let sessions = if retain { &mut self.retained_sessions } else { &mut self.sessions };
+        let usable = sessions
             .get(policy)
             .is_some_and(|s| s.next_sequence < self.policy.max_messages && s.started.elapsed() < self.policy.max_age);
         if !usable {
@@ -139,9 +153,9 @@ impl Sealer {
                 since_capsule: 0,
                 capsule_sent_at: None,
             };
-            self.sessions.insert(policy.clone(), session);
+            sessions.insert(policy.clone(), session);
         }
-        let Some(session) = self.sessions.get_mut(policy) else { return Err(Error::Crypto("session vanished".into())) };
+        let Some(session) = sessions.get_mut(policy) else { return Err(Error::Crypto("session vanished".into())) };
         let with_capsule = retain
             || session.capsule_sent_at.is_none_or(|at| at.elapsed() >= self.policy.capsule_interval)
             || session.since_capsule + 1 >= self.policy.capsule_every;
@@ -151,6 +165,7 @@ impl Sealer {
             timestamp_ms: now_ms(),
             capsule: with_capsule.then_some(session.capsule.as_slice()),
             credential: with_capsule.then_some(self.credential.as_slice()),
+            retained: retain,
         };
         let sealed = if with_capsule || self.policy.sign_every_message {
             seal_envelope(topic, &parts, &session.key, payload, &self.signing_key)
@@ -244,6 +259,9 @@ pub struct Opener {
     replay: ReplayWindow,
     /// Topics on which unsigned envelopes are accepted (§6.5); none by default.
     accept_unsigned: Vec<TopicFilter>,
+    limits: OpenerLimits,
+    /// New sessions each publisher may still start now.
+    budgets: SessionBudgets,
 }
 
 impl core::fmt::Debug for Opener {
@@ -271,7 +289,16 @@ impl Opener {
             denied: HashMap::new(),
             replay: ReplayWindow::new(MAX_CACHED_KEYS),
             accept_unsigned: Vec::new(),
+            budgets: SessionBudgets::new(&OpenerLimits::default()),
+            limits: OpenerLimits::default(),
         }
+    }
+
+    /// Replaces the limits on message age and on new sessions per publisher ([`OpenerLimits`]; budgets start
+    /// afresh).
+    pub fn set_limits(&mut self, limits: OpenerLimits) {
+        self.budgets = SessionBudgets::new(&limits);
+        self.limits = limits;
     }
 
     /// The topics on which to accept unsigned envelopes (`docs/wire.md` §6.5; none by default): only from a
@@ -356,6 +383,20 @@ impl Opener {
         let envelope = ParsedEnvelope::parse(payload)
             .map_err(|e| MessageError::Malformed { topic: topic.to_owned(), reason: e.to_string() })?;
         let publisher = envelope.publisher().as_str().to_owned();
+        // The cheap refusals first (§6.4): the retain flag is nobody's word but the mark under the signature
+        // is, and nothing sealed too long ago (or in the future) is shown, whoever replays it. Refusing an
+        // envelope on a header field before its signature is checked costs its publisher nothing it could
+        // not have lost to a dropped packet.
+        if retain && !envelope.is_sealed_retained() {
+            return Err(MessageError::NotSealedRetained { topic: topic.to_owned(), publisher });
+        }
+        if let Err(staleness) = self.limits.check_age(envelope.timestamp_ms(), now_ms()) {
+            let reason = match staleness {
+                Staleness::TooOld(secs) => format!("sealed {secs} s ago, beyond the maximum message age"),
+                Staleness::FromTheFuture(secs) => format!("sealed {secs} s in the future"),
+            };
+            return Err(MessageError::Stale { topic: topic.to_owned(), publisher, reason });
+        }
         let known = self.credential(topic, &envelope)?;
         let credential = &known.credential;
         let key_id = envelope.key_id();
@@ -391,17 +432,22 @@ impl Opener {
                 return Err(MessageError::UnknownKey { topic: topic.to_owned(), publisher });
             };
             let tampered = || MessageError::Tampered { topic: topic.to_owned(), publisher: publisher.clone() };
+            // Decided from the policy alone before a single point is decoded: a key that cannot satisfy it
+            // costs nothing more, whatever the capsule's size.
+            let policy = Capsule::peek_policy(capsule_bytes).map_err(|_| tampered())?;
+            if !self.user_key.satisfies(&policy) {
+                return Err(self.deny(topic, key_id, policy.to_string()));
+            }
+            // The expensive part (point validation of every row, then pairings), within the publisher's
+            // budget of new sessions; its signature was verified above, so the budget is its own.
+            if !self.budgets.admit(envelope.publisher()) {
+                return Err(MessageError::SessionFlood { topic: topic.to_owned(), publisher });
+            }
             let capsule = Capsule::from_bytes(capsule_bytes).map_err(|_| tampered())?;
             let policy = capsule.policy().to_string();
             let data_key = match self.user_key.decapsulate(&self.public_key, &capsule) {
                 Ok(key) => key,
-                Err(AbeError::PolicyNotSatisfied) => {
-                    if self.denied.len() >= MAX_CACHED_KEYS {
-                        self.denied.clear();
-                    }
-                    self.denied.insert(key_id, policy.clone());
-                    return Err(MessageError::NotAuthorised { topic: topic.to_owned(), policy });
-                }
+                Err(AbeError::PolicyNotSatisfied) => return Err(self.deny(topic, key_id, policy)),
                 Err(_) => return Err(tampered()),
             };
             let key = SessionKey::new(&data_key, capsule_bytes);
@@ -413,10 +459,10 @@ impl Opener {
         let plaintext = envelope
             .open(topic, &cached.key)
             .map_err(|_| MessageError::Tampered { topic: topic.to_owned(), publisher: publisher.clone() })?;
-        // Brokers deliver a retained message again on every (re)subscription: only live messages count.
+        // At most once per (publisher, session, sequence), retained or not (§6.4): a retained message the
+        // broker delivers again at the next subscription was shown already.
         let policy = cached.policy.clone();
-        let replayed = self.replay.check_and_record(envelope.publisher(), key_id, envelope.sequence()).is_err();
-        if replayed && !retain {
+        if self.replay.check_and_record(envelope.publisher(), key_id, envelope.sequence()).is_err() {
             return Err(MessageError::Replay { topic: topic.to_owned(), publisher: publisher.clone() });
         }
         // A signed, opened, fresh envelope introduces its publisher's session (the newest introducers are kept).
@@ -435,6 +481,15 @@ impl Opener {
             qos,
             retain,
         })
+    }
+
+    /// Remembers that this key cannot open session `key_id` (the policy is public) and says so.
+    fn deny(&mut self, topic: &str, key_id: [u8; 16], policy: String) -> MessageError {
+        if self.denied.len() >= MAX_CACHED_KEYS {
+            self.denied.clear();
+        }
+        self.denied.insert(key_id, policy.clone());
+        MessageError::NotAuthorised { topic: topic.to_owned(), policy }
     }
 
     fn remember(&mut self, key_id: [u8; 16], key: CachedKey) {

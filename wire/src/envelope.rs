@@ -48,6 +48,8 @@ const FLAG_CAPSULE: u8 = 0x01;
 const FLAG_CREDENTIAL: u8 = 0x02;
 /// Flag bit: no signature follows the ciphertext (session-key authentication only, §6.5).
 const FLAG_UNSIGNED: u8 = 0x04;
+/// Flag bit: sealed for retained publication (the MQTT retain flag is not authenticated; this bit is, §6.4).
+const FLAG_RETAINED: u8 = 0x08;
 const KEY_ID_LEN: usize = 16;
 const TAG_LEN: usize = 16;
 const SIGNATURE_LEN: usize = 64;
@@ -149,6 +151,10 @@ pub struct EnvelopeParts<'a> {
     pub capsule: Option<&'a [u8]>,
     /// The publisher's credential (opaque here), 1 to [`MAX_CREDENTIAL_LEN`] bytes.
     pub credential: Option<&'a [u8]>,
+    /// Sealed to be published with the MQTT retain flag: the mark is under the AEAD and the signature, so a
+    /// live message cannot be passed off as retained (which receivers exempt from nothing, §6.4). Only signed
+    /// envelopes may carry it.
+    pub retained: bool,
 }
 
 /// Encrypts `plaintext` for `topic` under `key` and signs the result with the publisher's `signer`: returns the
@@ -172,7 +178,7 @@ pub struct EnvelopeParts<'a> {
 ///
 /// // The publisher seals; the first message of a session carries the capsule.
 /// let key = SessionKey::new(&data_key, &capsule);
-/// let parts = EnvelopeParts { publisher: &publisher, sequence: 0, timestamp_ms: 1_700_000_000_000, capsule: Some(&capsule), credential: None };
+/// let parts = EnvelopeParts { publisher: &publisher, sequence: 0, timestamp_ms: 1_700_000_000_000, capsule: Some(&capsule), credential: None, retained: false };
 /// let payload = seal_envelope("plant/hall-3/temperature", &parts, &key, b"21.5", &device)?;
 ///
 /// // A subscriber checks the signature, recovers the key from the capsule, opens, and checks for replays.
@@ -220,6 +226,9 @@ pub fn seal_envelope_unsigned(
     if parts.capsule.is_some() || parts.credential.is_some() {
         return Err(malformed(WHAT, "an unsigned envelope cannot carry a capsule or a credential"));
     }
+    if parts.retained {
+        return Err(malformed(WHAT, "an unsigned envelope cannot be sealed as retained"));
+    }
     seal(topic, parts, key, plaintext, None)
 }
 
@@ -235,6 +244,9 @@ fn seal(
         return Err(Error::LimitExceeded { what: "envelope payload bytes", limit: MAX_PAYLOAD });
     }
     let mut flags = if signer.is_none() { FLAG_UNSIGNED } else { 0 };
+    if parts.retained {
+        flags |= FLAG_RETAINED;
+    }
     if let Some(capsule) = parts.capsule {
         if capsule.len() > MAX_CAPSULE_LEN {
             return Err(Error::LimitExceeded { what: "capsule bytes", limit: MAX_CAPSULE_LEN });
@@ -319,6 +331,17 @@ fn nonce(sequence: u64) -> Nonce {
     Nonce::from(nonce)
 }
 
+/// The publisher an envelope names, read from the first bytes of its header and nothing else: for sorting
+/// deliveries into per-publisher queues before the work of [`ParsedEnvelope::parse`] (which hashes an included
+/// capsule) or any check. Unverified — anybody can name anybody — and `None` for what does not start like an
+/// envelope with a valid device id.
+pub fn claimed_publisher(bytes: &[u8]) -> Option<&str> {
+    let rest = bytes.strip_prefix(header(KIND_ENVELOPE).as_slice())?;
+    let (&len, rest) = rest.get(1..)?.split_first()?;
+    let id = core::str::from_utf8(rest.get(..usize::from(len))?).ok()?;
+    DeviceId::new(id).ok().map(|_| id)
+}
+
 /// A decoded envelope: its header fields, borrowing the input. Structure only — the signature is checked by
 /// [`verify_signature`](Self::verify_signature), the ciphertext opened by [`open`](Self::open).
 #[derive(Clone)]
@@ -334,6 +357,7 @@ pub struct ParsedEnvelope<'a> {
     ciphertext_at: usize,
     ciphertext_len: usize,
     signed: bool,
+    retained: bool,
 }
 
 impl<'a> ParsedEnvelope<'a> {
@@ -350,13 +374,14 @@ impl<'a> ParsedEnvelope<'a> {
         }
         let mut r = Reader::open(bytes, KIND_ENVELOPE, WHAT)?;
         let flags = r.u8()?;
-        if flags & !(FLAG_CAPSULE | FLAG_CREDENTIAL | FLAG_UNSIGNED) != 0 {
+        if flags & !(FLAG_CAPSULE | FLAG_CREDENTIAL | FLAG_UNSIGNED | FLAG_RETAINED) != 0 {
             return Err(malformed(WHAT, "reserved flag bits set"));
         }
         let signed = flags & FLAG_UNSIGNED == 0;
-        if !signed && flags & (FLAG_CAPSULE | FLAG_CREDENTIAL) != 0 {
-            return Err(malformed(WHAT, "unsigned envelope with a capsule or credential"));
+        if !signed && flags & (FLAG_CAPSULE | FLAG_CREDENTIAL | FLAG_RETAINED) != 0 {
+            return Err(malformed(WHAT, "unsigned envelope with a capsule, credential or retained mark"));
         }
+        let retained = flags & FLAG_RETAINED != 0;
 
         let id_len = usize::from(r.u8()?);
         if id_len == 0 || id_len > MAX_DEVICE_ID_LEN {
@@ -415,12 +440,20 @@ impl<'a> ParsedEnvelope<'a> {
             ciphertext_at,
             ciphertext_len,
             signed,
+            retained,
         })
     }
 
     /// Whether the envelope carries a signature (else it is authenticated by its session key alone, §6.5).
     pub fn is_signed(&self) -> bool {
         self.signed
+    }
+
+    /// Whether the publisher sealed it for retained publication (flags bit 3, under the AEAD and the signature:
+    /// trustworthy only once [`verify_signature`](Self::verify_signature) and [`open`](Self::open) passed). A
+    /// delivery with the MQTT retain flag set is an honest retained message only if this is true (§6.4).
+    pub fn is_sealed_retained(&self) -> bool {
+        self.retained
     }
 
     /// The device that claims to have published the envelope (vouched for only by
@@ -539,6 +572,7 @@ mod tests {
             timestamp_ms: 0x0304,
             capsule: Some(b"capsule"),
             credential: Some(b"cred"),
+            retained: false,
         };
         let signer = SigningKey::from_bytes(&[1; 32]);
         let bytes = seal_envelope("a/b", &parts, &key(), b"hi", &signer).unwrap_or_else(|e| panic!("{e}"));

@@ -118,8 +118,8 @@ pub use credential::{Credential, CredentialBody, UnverifiedCredential, VerifiedC
 pub use delivery::{seal_to, ReplySecret, DELIVERY_OVERHEAD, KEY_DELIVERY_LABEL};
 pub use encoding::{KIND_CREDENTIAL, KIND_ENVELOPE, MAGIC, VERSION};
 pub use envelope::{
-    envelope_overhead, key_id_for, seal_envelope, seal_envelope_unsigned, EnvelopeParts, ParsedEnvelope, SessionKey,
-    ENVELOPE_AEAD_LABEL, ENVELOPE_DOMAIN, ENVELOPE_KEY_ID_LABEL,
+    claimed_publisher, envelope_overhead, key_id_for, seal_envelope, seal_envelope_unsigned, EnvelopeParts,
+    ParsedEnvelope, SessionKey, ENVELOPE_AEAD_LABEL, ENVELOPE_DOMAIN, ENVELOPE_KEY_ID_LABEL,
 };
 pub use error::{Error, Result};
 pub use ids::DeviceId;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::envelope::{fame, key_id, publisher, session_key, RawEnvelope, PUBLISHER, TOPIC};
+use common::envelope::{fame, key_id, publisher, resign, session_key, RawEnvelope, PUBLISHER, TOPIC};
 use common::{credential, device, ok};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -25,6 +25,7 @@ fn seal(sequence: u64, capsule: bool, credential_too: bool, plaintext: &[u8]) ->
         timestamp_ms: 1_700_000_100_000 + sequence,
         capsule: capsule.then_some(fame().capsule.as_slice()),
         credential: credential_too.then_some(cred.as_slice()),
+        retained: false,
     };
     ok(seal_envelope(TOPIC, &parts, &session_key(), plaintext, &device()))
 }
@@ -209,6 +210,7 @@ fn a_capsule_must_hash_to_the_key_id() {
         timestamp_ms: 0,
         capsule: Some(&fame().other_capsule),
         credential: None,
+        retained: false,
     };
     let r = seal_envelope(TOPIC, &parts, &session_key(), PLAINTEXT, &device());
     assert_eq!(r, Err(malformed("capsule does not match the key id")));
@@ -217,7 +219,7 @@ fn a_capsule_must_hash_to_the_key_id() {
 
 #[test]
 fn reserved_flag_bits_are_rejected() {
-    for bit in 3..8 {
+    for bit in 4..8 {
         let mut raw = RawEnvelope::new(true, true, 1, PLAINTEXT);
         raw.flags |= 1 << bit;
         assert_eq!(ParsedEnvelope::parse(&raw.build()).map(|_| ()), Err(malformed("reserved flag bits set")), "{bit}");
@@ -231,7 +233,14 @@ fn reserved_flag_bits_are_rejected() {
 #[test]
 fn unsigned_envelopes_round_trip_and_refuse_signature_checks() {
     let id = publisher();
-    let parts = EnvelopeParts { publisher: &id, sequence: 3, timestamp_ms: 5, capsule: None, credential: None };
+    let parts = EnvelopeParts {
+        publisher: &id,
+        sequence: 3,
+        timestamp_ms: 5,
+        capsule: None,
+        credential: None,
+        retained: false,
+    };
     let bytes = ok(seal_envelope_unsigned(TOPIC, &parts, &session_key(), PLAINTEXT));
     let signed = seal(3, false, false, PLAINTEXT);
     assert_eq!(bytes.len() + 64, signed.len(), "64 bytes shorter than the signed envelope");
@@ -254,6 +263,52 @@ fn unsigned_envelopes_round_trip_and_refuse_signature_checks() {
         let r = seal_envelope_unsigned(TOPIC, &parts, &session_key(), PLAINTEXT);
         assert_eq!(r, Err(malformed("an unsigned envelope cannot carry a capsule or a credential")));
     }
+    // Retained envelopes travel only signed, too.
+    let retained = EnvelopeParts { retained: true, ..parts };
+    let r = seal_envelope_unsigned(TOPIC, &retained, &session_key(), PLAINTEXT);
+    assert_eq!(r, Err(malformed("an unsigned envelope cannot be sealed as retained")));
+}
+
+#[test]
+fn the_claimed_publisher_is_read_from_the_header_alone() {
+    let bytes = seal(4, true, true, PLAINTEXT);
+    assert_eq!(smqtt_wire::claimed_publisher(&bytes), Some(PUBLISHER));
+    // Only the first bytes count: a damaged body still names its publisher (for queueing, not for trust).
+    assert_eq!(smqtt_wire::claimed_publisher(&bytes[..8 + PUBLISHER.len()]), Some(PUBLISHER));
+    for junk in [&b""[..], b"SMQW", b"SMQW\x01\x02\x00", b"plain text payload", &bytes[..8 + PUBLISHER.len() - 1]] {
+        assert_eq!(smqtt_wire::claimed_publisher(junk), None, "{junk:?}");
+    }
+    let mut bad = bytes.clone();
+    bad[8] = b' ';
+    assert_eq!(smqtt_wire::claimed_publisher(&bad), None, "not a device id");
+}
+
+#[test]
+fn the_retained_mark_is_authenticated() {
+    let id = publisher();
+    let cred = credential();
+    let parts = EnvelopeParts {
+        publisher: &id,
+        sequence: 4,
+        timestamp_ms: 6,
+        capsule: Some(fame().capsule.as_slice()),
+        credential: Some(cred.as_slice()),
+        retained: true,
+    };
+    let bytes = ok(seal_envelope(TOPIC, &parts, &session_key(), PLAINTEXT, &device()));
+    let envelope = parse(&bytes);
+    assert!(envelope.is_sealed_retained());
+    assert_eq!(receive(&bytes, TOPIC), Ok(PLAINTEXT.to_vec()));
+    let live = seal(4, true, true, PLAINTEXT);
+    assert!(!parse(&live).is_sealed_retained());
+    // Flipping the mark either way breaks the signature, and re-signing does not get past the AEAD.
+    for original in [&bytes, &live] {
+        let mut flipped = original.clone();
+        flipped[6] ^= 0x08;
+        assert_eq!(receive(&flipped, TOPIC).map(|_| ()), Err(Error::BadSignature));
+        let resigned = resign(&flipped, TOPIC);
+        assert_eq!(receive(&resigned, TOPIC).map(|_| ()), Err(Error::DecryptionFailed));
+    }
 }
 
 #[test]
@@ -270,8 +325,14 @@ fn the_wrong_session_key_fails() {
 #[test]
 fn field_bounds_are_enforced() {
     let id = publisher();
-    let parts =
-        |capsule, credential| EnvelopeParts { publisher: &id, sequence: 0, timestamp_ms: 0, capsule, credential };
+    let parts = |capsule, credential| EnvelopeParts {
+        publisher: &id,
+        sequence: 0,
+        timestamp_ms: 0,
+        capsule,
+        credential,
+        retained: false,
+    };
     let key = session_key();
     let max = vec![1u8; MAX_PAYLOAD];
     let bytes = ok(seal_envelope(TOPIC, &parts(None, None), &key, &max, &device()));
@@ -494,6 +555,7 @@ proptest! {
         timestamp_ms in any::<u64>(),
         with_capsule in any::<bool>(),
         with_credential in any::<bool>(),
+        retained in any::<bool>(),
     ) {
         prop_assume!(smqtt_wire::validate_topic(&topic).is_ok());
         let id = publisher();
@@ -504,9 +566,12 @@ proptest! {
             timestamp_ms,
             capsule: with_capsule.then_some(fame().capsule.as_slice()),
             credential: with_credential.then_some(cred.as_slice()),
+            retained,
         };
         let bytes = ok(seal_envelope(&topic, &parts, &session_key(), &plaintext, &device()));
         let envelope = ok(ParsedEnvelope::parse(&bytes));
+        prop_assert_eq!(envelope.is_sealed_retained(), retained);
+        prop_assert_eq!(bytes[6] & 0x08 != 0, retained);
         prop_assert_eq!((envelope.sequence(), envelope.timestamp_ms()), (sequence, timestamp_ms));
         prop_assert_eq!(envelope.capsule().is_some(), with_capsule);
         prop_assert_eq!(envelope.credential().is_some(), with_credential);

@@ -59,6 +59,7 @@ fn good(
         timestamp_ms: 1_700_000_100_000 + sequence,
         capsule: capsule.then_some(fame().capsule.as_slice()),
         credential: credential_too.then_some(cred.as_slice()),
+        retained: false,
     };
     let bytes = ok(seal_envelope(TOPIC, &parts, &session_key(), plaintext, &device()));
     assert_eq!(bytes, RawEnvelope::new(capsule, credential_too, sequence, plaintext).build(), "{name}");
@@ -105,6 +106,7 @@ fn unsigned_vectors() -> Vec<Vector> {
         timestamp_ms: 1_700_000_100_010,
         capsule: None,
         credential: None,
+        retained: false,
     };
     let bytes = ok(seal_envelope_unsigned(TOPIC, &parts, &session_key(), PLAINTEXT));
     let raw = |capsule: bool, f: &dyn Fn(&mut RawEnvelope)| {
@@ -146,7 +148,7 @@ fn unsigned_vectors() -> Vec<Vector> {
         unsigned(
             "envelope-unsigned-with-capsule",
             "unsigned flag with a capsule (capsules travel only signed)",
-            "malformed: unsigned envelope with a capsule or credential",
+            "malformed: unsigned envelope with a capsule, credential or retained mark",
             true,
             raw(true, &|_| ()),
             10,
@@ -165,7 +167,68 @@ fn unsigned_vectors() -> Vec<Vector> {
 fn vectors() -> Vec<Vector> {
     let mut all = signed_vectors();
     all.extend(unsigned_vectors());
+    all.extend(retained_vectors());
     all
+}
+
+/// The retained mark (flags bit 3, §6.4) is under the signature and the AEAD.
+fn retained_vectors() -> Vec<Vector> {
+    let vk = device().verifying_key();
+    let id = publisher();
+    let cred = credential();
+    let parts = EnvelopeParts {
+        publisher: &id,
+        sequence: 11,
+        timestamp_ms: 1_700_000_100_011,
+        capsule: Some(fame().capsule.as_slice()),
+        credential: Some(cred.as_slice()),
+        retained: true,
+    };
+    let bytes = ok(seal_envelope(TOPIC, &parts, &session_key(), PLAINTEXT, &device()));
+    let mut raw = RawEnvelope::new(true, true, 11, PLAINTEXT);
+    raw.flags |= 0x08;
+    assert_eq!(bytes, raw.build(), "retained encoding");
+    let mut ok_case = case("envelope-ok-retained", "sealed for retained publication", TOPIC, &vk, "ok", bytes.clone());
+    ok_case.fields.extend([
+        ("publisher", id.to_string()),
+        ("sequence", "11".to_owned()),
+        ("timestamp ms", parts.timestamp_ms.to_string()),
+        ("plaintext", hex(PLAINTEXT)),
+        ("retained", "true".to_owned()),
+    ]);
+    let mut stripped = bytes;
+    stripped[6] &= !0x08;
+    let mut live = RawEnvelope::new(true, true, 7, PLAINTEXT).build();
+    live[6] |= 0x08;
+    let mut unsigned = RawEnvelope::new(false, false, 10, PLAINTEXT);
+    unsigned.flags |= 0x04 | 0x08;
+    vec![
+        ok_case,
+        case(
+            "envelope-retained-mark-stripped",
+            "envelope-ok-retained with flags bit 3 cleared: a retained message passed off as live",
+            TOPIC,
+            &vk,
+            "bad signature",
+            stripped,
+        ),
+        case(
+            "envelope-retained-mark-added",
+            "envelope-ok (live) with flags bit 3 set and signed again: only the AEAD refuses it",
+            TOPIC,
+            &vk,
+            "decryption failed",
+            resign(&live, TOPIC),
+        ),
+        case(
+            "envelope-unsigned-retained",
+            "unsigned flag with the retained mark (retained envelopes travel only signed)",
+            TOPIC,
+            &vk,
+            "malformed: unsigned envelope with a capsule, credential or retained mark",
+            unsigned.unsigned(TOPIC, fame().data_key.expose_secret()),
+        ),
+    ]
 }
 
 fn signed_vectors() -> Vec<Vector> {
@@ -407,6 +470,8 @@ fn envelope_files_produce_their_expected_outcome() {
             assert_eq!(Some(&envelope.sequence().to_string()), fields.get("sequence"), "{name}");
             assert_eq!(Some(&envelope.timestamp_ms().to_string()), fields.get("timestamp ms"), "{name}");
             assert_eq!(Some(&envelope.publisher().to_string()), fields.get("publisher"), "{name}");
+            let retained = fields.get("retained").map(String::as_str) == Some("true");
+            assert_eq!(envelope.is_sealed_retained(), retained, "{name} retained mark");
             if let Some(capsule) = envelope.capsule() {
                 assert_eq!(key_id_for(capsule), key_id, "{name}");
             }

@@ -45,6 +45,7 @@ fuzz_target!(|data: &[u8]| {
             timestamp_ms: envelope.timestamp_ms(),
             capsule: envelope.capsule(),
             credential: envelope.credential(),
+            retained: envelope.is_sealed_retained(),
         };
         let resealed = seal_envelope(TOPIC, &parts, &key, &plaintext, &publisher).expect("an accepted envelope seals");
         assert_eq!(resealed, data, "accepted a non-canonical envelope");
