@@ -27,7 +27,7 @@ use smqtt_abe::DataKey;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
-use crate::encoding::{header, Reader, KIND_ENVELOPE};
+use crate::encoding::{header, Reader, KIND_ENVELOPE, MAGIC, VERSION};
 use crate::error::{malformed, Error, Result};
 use crate::ids::DeviceId;
 use crate::limits::{MAX_CAPSULE_LEN, MAX_CREDENTIAL_LEN, MAX_DEVICE_ID_LEN, MAX_ENVELOPE_LEN, MAX_PAYLOAD};
@@ -336,8 +336,12 @@ fn nonce(sequence: u64) -> Nonce {
 /// capsule) or any check. Unverified — anybody can name anybody — and `None` for what does not start like an
 /// envelope with a valid device id.
 pub fn claimed_publisher(bytes: &[u8]) -> Option<&str> {
-    let rest = bytes.strip_prefix(header(KIND_ENVELOPE).as_slice())?;
-    let (&len, rest) = rest.get(1..)?.split_first()?;
+    // Called for every delivery: compared in place, no header buffer allocated.
+    let rest = bytes.strip_prefix(MAGIC)?;
+    let (&[version, kind, _flags, len], rest) = rest.split_first_chunk::<4>()?;
+    if version != VERSION || kind != KIND_ENVELOPE {
+        return None;
+    }
     let id = core::str::from_utf8(rest.get(..usize::from(len))?).ok()?;
     DeviceId::new(id).ok().map(|_| id)
 }
