@@ -26,6 +26,12 @@
 //! clock_skew_secs = 120                    # key requests: |now - timestamp| at most this
 //! rate_per_sec = 50                        # per client address, token bucket
 //! rate_burst = 100
+//! rate_tracked_clients = 10000             # rate-limit table bound; past it new clients share one bucket
+//! header_timeout_secs = 5                  # a complete request head within this, also between requests
+//! idle_timeout_secs = 15                   # no byte either way and no request running: closed
+//! tls_handshake_timeout_secs = 5
+//! max_connections = 1024                   # open connections in all; past it, accepting pauses
+//! max_connections_per_ip = 64              # per IPv4 address / IPv6 /64; past it, closed at once
 //!
 //! # [tls]                                  # serve HTTPS from PEM files
 //! # cert = "cert.pem"
@@ -175,6 +181,28 @@ pub struct Limits {
     /// Burst size per client address.
     #[serde(default = "default_burst")]
     pub rate_burst: u32,
+    /// Most clients (IPv4 addresses, IPv6 /64s) the rate limiter tracks; while that many have buckets that
+    /// are not full, new clients share one overflow bucket (nobody's bucket is ever reset early).
+    #[serde(default = "default_tracked_clients")]
+    pub rate_tracked_clients: usize,
+    /// Seconds a connection has to send a complete request head: from accept (after the TLS handshake)
+    /// and again from the end of each response, so this is also how long an idle keep-alive connection stays.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection may move no byte in either direction while no request is being handled (e.g. a
+    /// client that stops reading its response) before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds a TLS handshake may take.
+    #[serde(default = "default_handshake_timeout")]
+    pub tls_handshake_timeout_secs: u64,
+    /// Most connections open at once; at the limit the listener stops accepting (new connections wait in
+    /// the kernel's backlog) until one closes.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most connections open at once from one IPv4 address or IPv6 /64; further ones are closed on accept.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: usize,
 }
 
 fn default_body_bytes() -> usize {
@@ -192,6 +220,24 @@ fn default_rate() -> u32 {
 fn default_burst() -> u32 {
     100
 }
+fn default_tracked_clients() -> usize {
+    10_000
+}
+fn default_header_timeout() -> u64 {
+    5
+}
+fn default_idle_timeout() -> u64 {
+    15
+}
+fn default_handshake_timeout() -> u64 {
+    5
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_connections_per_ip() -> usize {
+    64
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -201,7 +247,31 @@ impl Default for Limits {
             clock_skew_secs: default_skew(),
             rate_per_sec: default_rate(),
             rate_burst: default_burst(),
+            rate_tracked_clients: default_tracked_clients(),
+            header_timeout_secs: default_header_timeout(),
+            idle_timeout_secs: default_idle_timeout(),
+            tls_handshake_timeout_secs: default_handshake_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_ip: default_max_connections_per_ip(),
         }
+    }
+}
+
+impl Limits {
+    fn check(&self) -> Result<()> {
+        if self.body_bytes < 1024 || self.request_timeout_secs == 0 {
+            return Err(Error::Config("limits.body_bytes must be >= 1024 and request_timeout_secs > 0".into()));
+        }
+        let timeouts = [self.header_timeout_secs, self.idle_timeout_secs, self.tls_handshake_timeout_secs];
+        let counts = [self.rate_tracked_clients, self.max_connections, self.max_connections_per_ip];
+        if timeouts.contains(&0) || counts.contains(&0) {
+            return Err(Error::Config(
+                "limits: header_timeout_secs, idle_timeout_secs, tls_handshake_timeout_secs, rate_tracked_clients, \
+                 max_connections and max_connections_per_ip must be > 0"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -254,9 +324,7 @@ impl Config {
             absolute(&mut tls.cert);
             absolute(&mut tls.key);
         }
-        if config.limits.body_bytes < 1024 || config.limits.request_timeout_secs == 0 {
-            return Err(Error::Config("limits.body_bytes must be >= 1024 and request_timeout_secs > 0".into()));
-        }
+        config.limits.check()?;
         Ok(config)
     }
 

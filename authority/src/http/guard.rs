@@ -1,4 +1,5 @@
-//! Per-client rate limiting (token bucket per remote address) and request metrics, as middleware.
+//! Per-client rate limiting (the [`RateLimiter`](super::RateLimiter) of each remote address) and request
+//! metrics, as middleware.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,53 +16,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::AppState;
 
-/// Most client addresses tracked at once; past this the table is cleared (bounded memory under address floods).
-const MAX_TRACKED_CLIENTS: usize = 10_000;
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-/// Token buckets per client address.
-#[derive(Debug)]
-pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-}
-
-impl RateLimiter {
-    /// `rate` requests per second sustained, `burst` at once; a rate of 0 allows everything.
-    pub fn new(rate: u32, burst: u32) -> RateLimiter {
-        RateLimiter { rate: f64::from(rate), burst: f64::from(burst.max(1)), buckets: Mutex::new(HashMap::new()) }
-    }
-
-    /// Takes one token for `client`; false when it has none left.
-    pub fn allow(&self, client: IpAddr) -> bool {
-        if self.rate == 0.0 {
-            return true;
-        }
-        let Ok(mut buckets) = self.buckets.lock() else { return false };
-        if buckets.len() >= MAX_TRACKED_CLIENTS && !buckets.contains_key(&client) {
-            buckets.clear();
-        }
-        let now = Instant::now();
-        let bucket = buckets.entry(client).or_insert(Bucket { tokens: self.burst, last: now });
-        let refill = now.duration_since(bucket.last).as_secs_f64() * self.rate;
-        bucket.tokens = (bucket.tokens + refill).min(self.burst);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Middleware: 429 with a JSON error once a client address exhausts its bucket.
+/// Middleware: 429 with a JSON error once a client (IPv4 address, IPv6 /64) exhausts its bucket.
 pub(super) async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let client = request
         .extensions()

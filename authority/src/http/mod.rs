@@ -1,10 +1,11 @@
 //! The HTTP API: [`router`] builds it over an [`Authority`]; [`serve`] runs it on a listener.
 
+mod conn;
 mod error;
 mod extract;
 mod guard;
+mod limiter;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,8 @@ use smqtt_authority_api::{
 
 pub use error::ApiError;
 use extract::{Admin, ApiJson};
-pub use guard::{Metrics, RateLimiter};
+pub use guard::Metrics;
+pub use limiter::RateLimiter;
 
 use crate::service::Authority;
 
@@ -38,7 +40,8 @@ impl AppState {
     /// State over `authority`, with the rate limits of its configuration.
     pub fn new(authority: Arc<Authority>) -> AppState {
         let limits = &authority.config().limits;
-        let limiter = Arc::new(RateLimiter::new(limits.rate_per_sec, limits.rate_burst));
+        let limiter =
+            Arc::new(RateLimiter::with_capacity(limits.rate_per_sec, limits.rate_burst, limits.rate_tracked_clients));
         AppState { authority, metrics: Arc::new(Metrics::default()), limiter }
     }
 }
@@ -208,26 +211,37 @@ async fn write_statement_file(authority: &Arc<Authority>) -> crate::Result<()> {
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, running the periodic epoch rotation alongside.
-/// With `[epochs] statement_file` set, writes the current epoch's statement there first (and after every
-/// epoch change).
+/// How long [`serve_tls`] lets open connections finish after `shutdown` before it closes them.
+pub(crate) const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `state` on `listener` (HTTP/1.1) until `shutdown` completes, running the periodic epoch rotation
+/// alongside. With `[epochs] statement_file` set, writes the current epoch's statement there first (and after
+/// every epoch change).
+///
+/// Connections are bounded by `[limits]`: `max_connections` open at once (at the limit, accepting pauses),
+/// `max_connections_per_ip` per IPv4 address or IPv6 /64 (more are closed on accept), `header_timeout_secs`
+/// for a complete request head (from accept and after every response, so also for idle keep-alive),
+/// `idle_timeout_secs` without a byte moving while no request is handled, and `request_timeout_secs` per
+/// request. On `shutdown`, accepting stops and open connections finish their current request and close.
 ///
 /// # Errors
-/// [`crate::Error::Io`] if the statement file cannot be written or the server fails.
+/// [`crate::Error::Io`] if the statement file cannot be written.
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> crate::Result<()> {
     write_statement_file(&state.authority).await?;
+    let limits = conn::ConnLimits::new(&state.authority.config().limits);
     let scheduler = tokio::spawn(rotation_scheduler(state.authority.clone()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    conn::run(listener, None, router(state), limits, shutdown, None).await;
     scheduler.abort();
-    result.map_err(|e| crate::Error::Io { path: "listener".into(), message: e.to_string() })
+    Ok(())
 }
 
-/// Like [`serve`], over TLS with the PEM certificate chain and private key in `tls` (rustls, TLS 1.2/1.3).
+/// Like [`serve`], over TLS with the PEM certificate chain and private key in `tls` (rustls, TLS 1.2/1.3,
+/// ALPN `http/1.1`). Each handshake has `tls_handshake_timeout_secs`, in the connection's own task; on
+/// `shutdown`, open connections get [`TLS_SHUTDOWN_GRACE`] to finish, then are closed.
 ///
 /// # Errors
 /// [`crate::Error::Config`] for unusable PEM files, [`crate::Error::Io`] if the statement file cannot be
@@ -242,20 +256,19 @@ pub async fn serve_tls(
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
         .await
         .map_err(|e| crate::Error::Config(format!("TLS certificate or key unusable: {e}")))?;
+    // Only HTTP/1.1 is served (its bounds are the ones above), so only it is offered.
+    let mut server_config = rustls::ServerConfig::clone(&config.get_inner());
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let listener_error = |e: std::io::Error| crate::Error::Io { path: "listener".into(), message: e.to_string() };
+    listener.set_nonblocking(true).map_err(listener_error)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(listener_error)?;
     write_statement_file(&state.authority).await?;
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(Duration::from_secs(5)));
-    });
+    let limits = conn::ConnLimits::new(&state.authority.config().limits);
     let scheduler = tokio::spawn(rotation_scheduler(state.authority.clone()));
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = axum_server::from_tcp_rustls(listener, config)
-        .map_err(|e| crate::Error::Io { path: "listener".into(), message: e.to_string() })?;
-    let result = server.handle(handle).serve(app).await;
+    let app = router(state);
+    conn::run(listener, Some(Arc::new(server_config)), app, limits, shutdown, Some(TLS_SHUTDOWN_GRACE)).await;
     scheduler.abort();
-    result.map_err(|e| crate::Error::Io { path: "listener".into(), message: e.to_string() })
+    Ok(())
 }
 
 async fn rotation_scheduler(authority: Arc<Authority>) {
