@@ -2,13 +2,15 @@
 //! re-subscription, and a stream of accepted messages and per-message errors (fed by [`crate::delivery`]);
 //! TCP or TLS (see [`tls`]).
 
+mod acks;
+mod mqtt;
 mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::v5 as mqtt5;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet};
 use smqtt_abe::Policy;
 use tokio::sync::{mpsc, watch};
 
@@ -17,6 +19,8 @@ use crate::delivery::Pipeline;
 use crate::error::{Error, MessageError};
 use crate::session::{Message, Opener, Sealer, SessionPolicy};
 use crate::store::{DeviceStore, Identity};
+pub use acks::Acknowledgement;
+use mqtt::{level, level5, Mqtt};
 use tls::Link;
 pub use tls::TlsConfig;
 
@@ -100,75 +104,34 @@ impl ClientConfig {
     }
 }
 
-fn qos(level: u8) -> QoS {
-    match level {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
+/// The connection to the broker, as [`ConnectionWatch`] reports it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Connection {
+    /// No attempt has finished yet.
+    Connecting,
+    /// The broker accepted the CONNECT.
+    Up,
+    /// The last attempt failed or the connection dropped (the client keeps retrying, with back-off):
+    /// [`Error::ConnectRefused`], [`Error::Tls`] or [`Error::Connect`].
+    Down(Error),
 }
 
-fn level(q: QoS) -> u8 {
-    match q {
-        QoS::AtMostOnce => 0,
-        QoS::AtLeastOnce => 1,
-        QoS::ExactlyOnce => 2,
-    }
+/// Changes of the connection to the broker ([`SmqttClient::watch_connection`]).
+#[derive(Debug)]
+pub struct ConnectionWatch {
+    link: watch::Receiver<Link>,
 }
 
-fn qos5(level: u8) -> mqtt5::mqttbytes::QoS {
-    match level {
-        0 => mqtt5::mqttbytes::QoS::AtMostOnce,
-        1 => mqtt5::mqttbytes::QoS::AtLeastOnce,
-        _ => mqtt5::mqttbytes::QoS::ExactlyOnce,
-    }
-}
-
-fn level5(q: mqtt5::mqttbytes::QoS) -> u8 {
-    match q {
-        mqtt5::mqttbytes::QoS::AtMostOnce => 0,
-        mqtt5::mqttbytes::QoS::AtLeastOnce => 1,
-        mqtt5::mqttbytes::QoS::ExactlyOnce => 2,
-    }
-}
-
-/// The rumqttc client of either protocol version.
-#[derive(Clone)]
-enum Mqtt {
-    V311(AsyncClient),
-    V5(mqtt5::AsyncClient),
-}
-
-impl Mqtt {
-    async fn publish(&self, topic: &str, qos_level: u8, retain: bool, payload: Vec<u8>) -> Result<(), Error> {
-        match self {
-            Mqtt::V311(c) => c.publish(topic, qos(qos_level), retain, payload).await.map_err(|_| Error::Closed),
-            Mqtt::V5(c) => c.publish(topic, qos5(qos_level), retain, payload).await.map_err(|_| Error::Closed),
-        }
-    }
-
-    async fn subscribe(&self, filter: &str, qos_level: u8) -> Result<(), Error> {
-        match self {
-            Mqtt::V311(c) => c.subscribe(filter, qos(qos_level)).await.map_err(|_| Error::Closed),
-            Mqtt::V5(c) => c.subscribe(filter, qos5(qos_level)).await.map_err(|_| Error::Closed),
-        }
-    }
-
-    fn resubscribe(&self, filters: &Mutex<Vec<(String, u8)>>) {
-        let current = filters.lock().map(|f| f.clone()).unwrap_or_default();
-        for (filter, q) in current {
-            let _ = match self {
-                Mqtt::V311(c) => c.try_subscribe(filter, qos(q)).is_ok(),
-                Mqtt::V5(c) => c.try_subscribe(filter, qos5(q)).is_ok(),
-            };
-        }
-    }
-
-    async fn disconnect(&self) {
-        let _ = match self {
-            Mqtt::V311(c) => c.disconnect().await.is_ok(),
-            Mqtt::V5(c) => c.disconnect().await.is_ok(),
-        };
+impl ConnectionWatch {
+    /// The next change of state; `None` once the client has stopped (after a disconnect).
+    pub async fn changed(&mut self) -> Option<Connection> {
+        self.link.changed().await.ok()?;
+        Some(match &*self.link.borrow_and_update() {
+            Link::Connecting => Connection::Connecting,
+            Link::Up => Connection::Up,
+            Link::Down { error, .. } => Connection::Down(error.clone()),
+        })
     }
 }
 
@@ -295,7 +258,7 @@ impl SmqttClient {
                 options.set_credentials(identity.device_id.as_str(), password);
                 options.set_transport(transport);
                 let (client, eventloop) = AsyncClient::new(options, 64);
-                let mqtt = Mqtt::V311(client);
+                let mqtt = Mqtt::v311(client);
                 let task = poll_loop(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone(), link_tx);
                 tokio::spawn(task);
                 mqtt
@@ -312,7 +275,7 @@ impl SmqttClient {
                 options.set_credentials(identity.device_id.as_str(), password);
                 options.set_transport(transport);
                 let (client, eventloop) = mqtt5::AsyncClient::new(options, 64);
-                let mqtt = Mqtt::V5(client);
+                let mqtt = Mqtt::v5(client);
                 let task =
                     poll_loop5(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone(), link_tx);
                 tokio::spawn(task);
@@ -374,6 +337,34 @@ impl SmqttClient {
         retain: bool,
         payload: &[u8],
     ) -> Result<(), Error> {
+        self.seal_and_publish(topic, policy, qos_level, retain, payload, false).await.map(drop)
+    }
+
+    /// [`publish`](Self::publish), returning the broker's [`Acknowledgement`] to wait for: exit codes and
+    /// at-least-once senders should count a message as sent only once it resolves `Ok`.
+    ///
+    /// # Errors
+    /// As [`publish`](Self::publish).
+    pub async fn publish_acknowledged(
+        &self,
+        topic: &str,
+        policy: &Policy,
+        qos_level: u8,
+        retain: bool,
+        payload: &[u8],
+    ) -> Result<Acknowledgement, Error> {
+        self.seal_and_publish(topic, policy, qos_level, retain, payload, true).await?.ok_or(Error::Closed)
+    }
+
+    async fn seal_and_publish(
+        &self,
+        topic: &str,
+        policy: &Policy,
+        qos_level: u8,
+        retain: bool,
+        payload: &[u8],
+        wanted: bool,
+    ) -> Result<Option<Acknowledgement>, Error> {
         smqtt_wire::validate_topic(topic).map_err(|e| Error::Topic(e.to_string()))?;
         if !self.credential.lock().map_err(|_| Error::Closed)?.may_publish(topic) {
             return Err(Error::NotPermitted(topic.to_owned()));
@@ -385,7 +376,7 @@ impl SmqttClient {
             let mut sealer = self.sealer.lock().map_err(|_| Error::Closed)?;
             sealer.seal(topic, policy, payload, retain, &mut rand_core::OsRng)?
         };
-        self.mqtt.publish(topic, qos_level, retain, sealed).await
+        self.mqtt.publish(topic, qos_level, retain, sealed, wanted).await
     }
 
     /// Subscribes to `filter` (`+` and `#` as usual); re-subscribed automatically after reconnects.
@@ -397,7 +388,20 @@ impl SmqttClient {
         if let Ok(mut filters) = self.filters.lock() {
             filters.push((filter.to_owned(), qos_level.min(2)));
         }
-        self.mqtt.subscribe(filter, qos_level).await
+        self.mqtt.subscribe(filter, qos_level, false).await.map(drop)
+    }
+
+    /// [`subscribe`](Self::subscribe), returning the broker's SUBACK as an [`Acknowledgement`]
+    /// ([`Error::SubscribeRefused`] when the broker refused the filter).
+    ///
+    /// # Errors
+    /// As [`subscribe`](Self::subscribe).
+    pub async fn subscribe_acknowledged(&self, filter: &str, qos_level: u8) -> Result<Acknowledgement, Error> {
+        smqtt_wire::TopicFilter::new(filter).map_err(|e| Error::Topic(e.to_string()))?;
+        if let Ok(mut filters) = self.filters.lock() {
+            filters.push((filter.to_owned(), qos_level.min(2)));
+        }
+        self.mqtt.subscribe(filter, qos_level, true).await?.ok_or(Error::Closed)
     }
 
     /// The authority epoch this client currently publishes for and accepts from.
@@ -480,6 +484,11 @@ impl SmqttClient {
         });
     }
 
+    /// Follows the connection to the broker: each change, as it happens (see [`ConnectionWatch`]).
+    pub fn watch_connection(&self) -> ConnectionWatch {
+        ConnectionWatch { link: self.link.clone() }
+    }
+
     /// Disconnects cleanly; the message stream ends.
     pub async fn disconnect(&self) {
         self.mqtt.disconnect().await;
@@ -496,11 +505,16 @@ async fn poll_loop(
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut reconnected = false;
+    let session_kept = !eventloop.mqtt_options.clean_session();
     loop {
-        match eventloop.poll().await {
+        let event = eventloop.poll().await;
+        if let Ok(event) = &event {
+            mqtt.note(event);
+        }
+        match event {
             Ok(Event::Incoming(Packet::Publish(publish))) => {
                 if !pipeline.deliver(&publish.topic, &publish.payload, level(publish.qos), publish.retain).await {
-                    return;
+                    break;
                 }
             }
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -512,13 +526,14 @@ async fn poll_loop(
                 }
                 reconnected = true;
             }
-            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
             Ok(_) => {}
-            Err(rumqttc::ConnectionError::RequestsDone) => return,
+            Err(rumqttc::ConnectionError::RequestsDone) => break,
             Err(error) => {
                 tracing::debug!(%error, "MQTT connection lost; reconnecting");
+                mqtt.acks.connection_lost(session_kept, &error.to_string());
                 let refused = match &error {
-                    rumqttc::ConnectionError::ConnectionRefused(code) => Some(format!("{code:?}")),
+                    rumqttc::ConnectionError::ConnectionRefused(code) => Some(mqtt::refusal(*code)),
                     _ => None,
                 };
                 link.send_replace(Link::down(&error, refused, eventloop.mqtt_options.broker_address()));
@@ -532,6 +547,7 @@ async fn poll_loop(
             }
         }
     }
+    mqtt.stopped();
 }
 
 /// [`poll_loop`] for MQTT 5.
@@ -546,14 +562,19 @@ async fn poll_loop5(
     use mqtt5::mqttbytes::v5::Packet as Packet5;
     let mut backoff = Duration::from_millis(100);
     let mut reconnected = false;
+    let session_kept = !eventloop.options.clean_start();
     loop {
-        match eventloop.poll().await {
+        let event = eventloop.poll().await;
+        if let Ok(event) = &event {
+            mqtt.note5(event);
+        }
+        match event {
             Ok(mqtt5::Event::Incoming(Packet5::Publish(publish))) => {
                 // A topic that is not UTF-8 (or an unresolved topic alias, empty) goes to the opener as is: it
                 // cannot match a signature and is reported as a refused message rather than dropped silently.
                 let topic = String::from_utf8_lossy(&publish.topic);
                 if !pipeline.deliver(&topic, &publish.payload, level5(publish.qos), publish.retain).await {
-                    return;
+                    break;
                 }
             }
             Ok(mqtt5::Event::Incoming(Packet5::ConnAck(ack))) => {
@@ -565,13 +586,14 @@ async fn poll_loop5(
                 }
                 reconnected = true;
             }
-            Ok(mqtt5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+            Ok(mqtt5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
             Ok(_) => {}
-            Err(mqtt5::ConnectionError::RequestsDone) => return,
+            Err(mqtt5::ConnectionError::RequestsDone) => break,
             Err(error) => {
                 tracing::debug!(%error, "MQTT connection lost; reconnecting");
+                mqtt.acks.connection_lost(session_kept, &error.to_string());
                 let refused = match &error {
-                    mqtt5::ConnectionError::ConnectionRefused(code) => Some(format!("{code:?}")),
+                    mqtt5::ConnectionError::ConnectionRefused(code) => Some(mqtt::refusal5(*code)),
                     _ => None,
                 };
                 link.send_replace(Link::down(&error, refused, eventloop.options.broker_address()));
@@ -584,4 +606,5 @@ async fn poll_loop5(
             }
         }
     }
+    mqtt.stopped();
 }

@@ -59,6 +59,28 @@ pub enum Error {
     /// [`SmqttClient::wait_connected`]: crate::SmqttClient::wait_connected
     #[error("{0}")]
     Connect(String),
+    /// The broker refused the CONNECT with this return (3.1.1) or reason (5) code. `permanent` when retrying
+    /// as is cannot help (bad or stale credentials, a revoked device, a banned or foreign client id): renew the
+    /// credential or give up; otherwise the broker is busy or unavailable for now.
+    #[error("broker {broker} refused the connection: {reason}")]
+    ConnectRefused {
+        /// `host:port`.
+        broker: String,
+        /// The broker's code, e.g. `NotAuthorized`.
+        reason: String,
+        /// Whether retrying as is can never succeed.
+        permanent: bool,
+    },
+    /// No acknowledgement came for a publish or subscription (the connection failed first, or a timeout
+    /// passed): it may or may not have reached the broker (a retry may deliver it twice).
+    #[error("not acknowledged: {0}")]
+    NotAcknowledged(String),
+    /// The broker answered a publish with a failure reason code (MQTT 5).
+    #[error("the broker refused the publish: {0}")]
+    PublishRefused(String),
+    /// The broker refused a subscription in its SUBACK.
+    #[error("the broker refused the subscription: {0}")]
+    SubscribeRefused(String),
     /// A cryptographic step failed (RNG, sealing).
     #[error("{0}")]
     Crypto(String),

@@ -33,7 +33,8 @@ mod store;
 
 pub use admission::OpenerLimits;
 pub use client::{
-    ClientConfig, Delivery, Messages, MqttVersion, SmqttClient, TlsConfig, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
+    Acknowledgement, ClientConfig, Connection, ConnectionWatch, Delivery, Messages, MqttVersion, SmqttClient,
+    TlsConfig, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
 };
 pub use error::{Error, MessageError};
 pub use session::{policy_for_epoch, Message, Opener, Sealer, SessionPolicy};

@@ -272,12 +272,12 @@ pub(super) enum Link {
 impl Link {
     pub(super) fn down(
         error: &(dyn std::error::Error + 'static),
-        refused: Option<String>,
+        refused: Option<(String, bool)>,
         (host, port): (String, u16),
     ) -> Link {
-        if let Some(code) = refused {
-            let error = Error::Connect(format!("broker {host}:{port} refused the connection: {code}"));
-            return Link::Down { error, fatal: true };
+        if let Some((reason, permanent)) = refused {
+            let error = Error::ConnectRefused { broker: format!("{host}:{port}"), reason, permanent };
+            return Link::Down { error, fatal: permanent };
         }
         if let Some(reason) = tls_failure(error) {
             tracing::warn!(%reason, "TLS to the broker failed");

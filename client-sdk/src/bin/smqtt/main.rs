@@ -1,19 +1,21 @@
 //! `smqtt`: enroll a device, publish and subscribe like mosquitto_pub / mosquitto_sub, end-to-end encrypted.
 //!
-//! Exit codes: 0 success; 1 refused (the authority refused or could not be reached, or a publish the credential
-//! does not allow); 2 bad input, configuration, an unreachable broker or a failed TLS handshake (an untrusted
-//! broker certificate). Errors are one line on stderr.
+//! Exit codes: 0 success (`pub`: every message acknowledged by the broker); 1 refused (by the authority, or by
+//! the broker: the CONNECT after a renewal attempt, a publish or a subscription; a publish the credential does not
+//! allow); 2 bad input, configuration, an unreachable or silent broker, a failed TLS handshake (an untrusted broker
+//! certificate); 3 sent but not acknowledged (the connection failed or `--timeout` passed first: the message may or
+//! may not have arrived: sending it again may deliver it twice). Errors are one line on stderr.
 
-use std::io::{BufRead as _, Read as _, Write as _};
+mod output;
+mod stream;
+
+use std::io::{Read as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use smqtt_client::{ClientConfig, DeviceStore, Error, SmqttClient, TlsConfig};
-
-/// How long `pub` and `sub` wait for the broker to accept the connection before giving up (exit 2).
-const CONNECT_WAIT: Duration = Duration::from_secs(10);
+use smqtt_client::{ClientConfig, DeviceStore, Error, TlsConfig};
 
 /// SMQTT: end-to-end confidential MQTT with attribute-based encryption.
 #[derive(Debug, Parser)]
@@ -53,6 +55,10 @@ struct Broker {
     /// The device store (from `smqtt enroll`).
     #[arg(long, env = "SMQTT_STORE")]
     store: PathBuf,
+    /// Seconds to wait for the broker: to accept the connection (exit 2 after that) and for each acknowledgement
+    /// (exit 3).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
     /// MQTT client id [default: the device id]. An SMQTT broker accepts only the device id or `<device id>/<suffix>`
     /// (e.g. `sensor-7/sub-2` for a second connection of the same device); two connections with one id knock each
     /// other off.
@@ -108,6 +114,11 @@ impl Broker {
         config.sessions.sign_every_message = !self.unsigned;
         config.client_id = self.client_id.clone();
         Ok(config)
+    }
+
+    /// `--timeout`.
+    fn wait(&self) -> Duration {
+        Duration::from_secs(self.timeout)
     }
 }
 
@@ -171,7 +182,8 @@ enum Command {
         #[arg(long, env = "SMQTT_STORE")]
         store: PathBuf,
     },
-    /// Publish one message (-m or -f), or one per stdin line (-l).
+    /// Publish one message (-m, -f, or all of stdin), or one per stdin line as each arrives (-l). Exits 0 only
+    /// once the broker acknowledged every message (PUBACK for QoS 1, PUBCOMP for QoS 2; written for QoS 0).
     Pub {
         #[command(flatten)]
         broker: Broker,
@@ -187,7 +199,7 @@ enum Command {
         /// Send this file as the message.
         #[arg(short, long, conflicts_with = "lines")]
         file: Option<PathBuf>,
-        /// One message per line of standard input.
+        /// One message per line of standard input (without its `\n`), each published as soon as it is read.
         #[arg(short, long)]
         lines: bool,
         /// QoS 0, 1 or 2.
@@ -197,7 +209,10 @@ enum Command {
         #[arg(short, long)]
         retain: bool,
     },
-    /// Subscribe and print what this device may read (and one line per message it could not).
+    /// Subscribe and print what this device may read, one message per line, flushed as it arrives (refusals on
+    /// stderr as `smqtt: refused: …`). Once the broker acknowledged every subscription, prints
+    /// `smqtt: subscribed to <filters>` on stderr. A lost connection is reported on stderr and retried; a refused
+    /// CONNECT ends the command (exit 1) unless renewing the credential at the authority lets it in.
     Sub {
         #[command(flatten)]
         broker: Broker,
@@ -207,13 +222,15 @@ enum Command {
         /// QoS.
         #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
         qos: u8,
-        /// Print topic and publisher before each payload.
+        /// `topic [publisher] payload` per line, each escaped (`\\`, `\n`, `\r`, `\t`, `\xNN` for other control
+        /// characters and non-UTF-8 bytes).
         #[arg(short, long)]
         verbose: bool,
         /// Exit after this many messages (accepted or not).
         #[arg(short = 'C', long)]
         count: Option<u64>,
-        /// One JSON object per message.
+        /// One JSON object per line: topic, publisher, payload (text, or null when not UTF-8), payload_base64 (the
+        /// exact bytes), policy, qos, retain; a refused delivery as {"error": kind, "message": text} (on stdout).
         #[arg(long)]
         json: bool,
     },
@@ -224,7 +241,14 @@ struct Failure(String, u8);
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         let code = match error {
-            Error::Authority(_) | Error::NotPermitted(_) | Error::Untrusted(_) | Error::EpochRegressed { .. } => 1,
+            Error::Authority(_)
+            | Error::NotPermitted(_)
+            | Error::Untrusted(_)
+            | Error::EpochRegressed { .. }
+            | Error::ConnectRefused { permanent: true, .. }
+            | Error::PublishRefused(_)
+            | Error::SubscribeRefused(_) => 1,
+            Error::NotAcknowledged(_) => 3,
             _ => 2,
         };
         Failure(error.to_string(), code)
@@ -266,20 +290,6 @@ fn parse_authority_key(text: &str) -> Result<smqtt_wire::VerifyingKey, Failure> 
     smqtt_wire::VerifyingKey::from_bytes(&array).map_err(|e| bad(&e.to_string()))
 }
 
-fn json_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::Enroll { authority, token, store, authority_key, authority_cafile } => {
@@ -306,82 +316,45 @@ async fn run(command: Command) -> Result<(), Failure> {
         }
         Command::Pub { broker, topic, policy, message, file, lines, qos, retain } => {
             let policy = smqtt_abe::Policy::parse(&policy).map_err(|e| Failure(format!("policy: {e}"), 2))?;
-            let config = broker.config()?;
-            let identity = DeviceStore::at(&broker.store).load()?;
-            let (client, _messages) = SmqttClient::connect(identity, &config)?;
-            client.wait_connected(CONNECT_WAIT).await?;
-            let mut payloads = Vec::new();
-            if let Some(m) = message {
-                payloads.push(m.into_bytes());
-            } else if let Some(path) = file {
-                payloads.push(std::fs::read(&path).map_err(|e| Failure(format!("{}: {e}", path.display()), 2))?);
-            } else if lines {
-                for line in std::io::stdin().lock().lines() {
-                    payloads.push(line.map_err(|e| Failure(format!("stdin: {e}"), 2))?.into_bytes());
+            let payload = match (message, file, lines) {
+                (Some(m), _, _) => Some(m.into_bytes()),
+                (None, Some(path), _) => {
+                    Some(std::fs::read(&path).map_err(|e| Failure(format!("{}: {e}", path.display()), 2))?)
                 }
-            } else {
-                let mut all = Vec::new();
-                std::io::stdin().read_to_end(&mut all).map_err(|e| Failure(format!("stdin: {e}"), 2))?;
-                payloads.push(all);
-            }
-            for payload in payloads {
-                client.publish(&topic, &policy, qos, retain, &payload).await?;
-            }
-            // Let the event loop flush before disconnecting.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            client.disconnect().await;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok(())
+                (None, None, true) => None,
+                (None, None, false) => {
+                    let mut all = Vec::new();
+                    std::io::stdin().read_to_end(&mut all).map_err(|e| Failure(format!("stdin: {e}"), 2))?;
+                    Some(all)
+                }
+            };
+            let (client, _messages) = stream::connect(&broker, broker.config()?).await?;
+            let publication = stream::Publication { client: &client, topic: &topic, policy: &policy, qos, retain };
+            let sent = match payload {
+                Some(payload) => publication.one(&payload, broker.wait()).await,
+                None => publication.lines(broker.wait()).await,
+            };
+            stream::close(&client).await;
+            sent
         }
         Command::Sub { broker, topic, qos, verbose, count, json } => {
             let mut config = broker.config()?;
-            let identity = DeviceStore::at(&broker.store).load()?;
             if broker.unsigned {
                 config.accept_unsigned = topic.clone();
             }
-            let (client, mut messages) = SmqttClient::connect(identity, &config)?;
-            client.wait_connected(CONNECT_WAIT).await?;
-            for filter in &topic {
-                client.subscribe(filter, qos).await?;
-            }
-            let mut seen = 0u64;
-            while let Some(delivery) = messages.next().await {
-                let mut out = std::io::stdout().lock();
-                let written = match (&delivery, json) {
-                    (Ok(m), false) if verbose => {
-                        writeln!(out, "{} [{}] {}", m.topic, m.publisher, String::from_utf8_lossy(&m.payload))
-                    }
-                    (Ok(m), false) => out.write_all(&m.payload).and_then(|()| out.write_all(b"\n")),
-                    (Ok(m), true) => writeln!(
-                        out,
-                        "{{\"topic\":{},\"publisher\":{},\"payload\":{},\"policy\":{},\"qos\":{},\"retain\":{}}}",
-                        json_string(&m.topic),
-                        json_string(&m.publisher),
-                        json_string(&String::from_utf8_lossy(&m.payload)),
-                        json_string(&m.policy),
-                        m.qos,
-                        m.retain
-                    ),
-                    (Err(e), false) => writeln!(std::io::stderr(), "smqtt: refused: {e}"),
-                    (Err(e), true) => {
-                        writeln!(
-                            out,
-                            "{{\"error\":{},\"message\":{}}}",
-                            json_string(e.kind()),
-                            json_string(&e.to_string())
-                        )
-                    }
-                };
-                if written.is_err() {
-                    return Ok(()); // stdout closed (e.g. piped into head)
-                }
-                seen += 1;
-                if count.is_some_and(|c| seen >= c) {
-                    break;
-                }
-            }
-            client.disconnect().await;
-            Ok(())
+            let format = match (json, verbose) {
+                (true, _) => stream::Format::Json,
+                (false, true) => stream::Format::Verbose,
+                (false, false) => stream::Format::Plain,
+            };
+            let (client, messages) = stream::connect(&broker, config).await?;
+            let result = stream::subscribe(&client, &broker, &topic, qos).await;
+            let result = match result {
+                Ok(()) => stream::print(&client, messages, &broker, format, count).await,
+                Err(e) => Err(e),
+            };
+            stream::close(&client).await;
+            result
         }
     }
 }
