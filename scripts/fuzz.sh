@@ -3,6 +3,14 @@
 # finds a crash (panic, sanitizer report, leak, or an input slower than the per-input timeout).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      SECONDS per target: first argument, else $FUZZ_SECONDS, else 30
+#   scripts/fuzz.sh --smoke [TARGET...]        (or FUZZ_SMOKE=1) the CI smoke run, see below
+#
+# Smoke mode (.ci/run): builds every target of both fuzz workspaces once, into one shared target directory
+# (abe/fuzz/target/smoke: smqtt-abe and the arkworks crates are compiled once, not once per workspace), then
+# runs each for at most $FUZZ_SMOKE_SECONDS (default 5) seconds or $FUZZ_SMOKE_RUNS (default 200000)
+# executions, whichever comes first, starting from the committed seeds. What the fuzzer finds goes to a
+# temporary directory that is removed at exit; the run fails if the committed corpus changed. A crash fails
+# the run and its artifact path is printed (under <crate>/fuzz/artifacts/<target>/, ignored by git).
 #
 # cargo-fuzz passes nightly-only flags to rustc (-Zsanitizer=address, sancov passes); RUSTC_BOOTSTRAP=1 lets a
 # stable toolchain accept them. By hand, from abe/fuzz (or wire/fuzz):
@@ -19,8 +27,18 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 fuzz_dirs=("$root/abe/fuzz" "$root/wire/fuzz")
 
+smoke="${FUZZ_SMOKE:-0}"
+if [[ $# -gt 0 && "$1" == "--smoke" ]]; then
+    smoke=1
+    shift
+fi
+[[ "$smoke" == 1 ]] || smoke=0
+started=$SECONDS
+
 seconds="${FUZZ_SECONDS:-30}"
-if [[ $# -gt 0 && "$1" =~ ^[0-9]+$ ]]; then
+[[ $smoke -eq 0 ]] || seconds="${FUZZ_SMOKE_SECONDS:-5}"
+smoke_runs="${FUZZ_SMOKE_RUNS:-200000}"
+if [[ $smoke -eq 0 && $# -gt 0 && "$1" =~ ^[0-9]+$ ]]; then
     seconds="$1"
     shift
 fi
@@ -32,6 +50,19 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz" >&2
     cargo install cargo-fuzz --locked
+fi
+
+# The committed seeds, to check in smoke mode that nothing was written into them.
+corpus_digest() {
+    (cd "$root" && find abe/fuzz/corpus wire/fuzz/corpus -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum)
+}
+build_args=()
+work_root=""
+if [[ $smoke -eq 1 ]]; then
+    build_args=(--target-dir "${FUZZ_TARGET_DIR:-$root/abe/fuzz/target/smoke}")
+    work_root="$(mktemp -d "${TMPDIR:-/tmp}/smqtt-fuzz-smoke.XXXXXX")"
+    trap 'rm -rf "$work_root"' EXIT
+    corpus_before="$(corpus_digest)"
 fi
 
 export RUSTC_BOOTSTRAP=1
@@ -56,25 +87,40 @@ for fuzz_dir in "${fuzz_dirs[@]}"; do
     [[ ${#targets[@]} -gt 0 ]] || continue
 
     echo "fuzz.sh: building ${#targets[@]} targets in $rel" >&2
-    cargo fuzz build
+    build_started=$SECONDS
+    cargo fuzz build "${build_args[@]}"
+    echo "fuzz.sh: built $rel in $((SECONDS - build_started))s" >&2
 
     logs="$fuzz_dir/target/fuzz-logs"
     mkdir -p "$logs"
     for target in "${targets[@]}"; do
-        work="$fuzz_dir/target/corpus/$target"
+        if [[ $smoke -eq 1 ]]; then
+            work="$work_root/${rel%%/*}/$target"
+            limits=(-max_total_time="$seconds" -runs="$smoke_runs")
+        else
+            work="$fuzz_dir/target/corpus/$target"
+            limits=(-max_total_time="$seconds")
+        fi
         mkdir -p "$work" "corpus/$target"
         log="$logs/$target.log"
         echo "fuzz.sh: $target for ${seconds}s (log: ${log#"$root"/})" >&2
         status=0
-        cargo fuzz run "$target" "$work" "corpus/$target" -- \
-            -max_total_time="$seconds" -timeout=60 -print_final_stats=1 >"$log" 2>&1 || status=$?
+        run_started=$SECONDS
+        cargo fuzz run "${build_args[@]}" "$target" "$work" "corpus/$target" -- \
+            "${limits[@]}" -timeout=60 -print_final_stats=1 >"$log" 2>&1 || status=$?
+        elapsed=$((SECONDS - run_started))
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
         if [[ $status -ne 0 ]]; then
             failed+=("$target")
             summary+=("$target: FAILED (exit $status, ${runs:-?} runs) — see ${log#"$root"/} and $rel/artifacts/$target/")
             grep -E "panicked at|ERROR: |SUMMARY: |Test unit written to" "$log" | head -n 20 >&2 || true
+            sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | while read -r artifact; do
+                [[ "$artifact" == /* ]] || artifact="$fuzz_dir/${artifact#./}"
+                echo "fuzz.sh: $target crashed, artifact: ${artifact#"$root"/}" >&2
+                echo "fuzz.sh: reproduce: cd $rel && RUSTC_BOOTSTRAP=1 cargo fuzz run $target ${artifact#"$fuzz_dir"/}" >&2
+            done
         else
-            summary+=("$target: ok, ${runs:-?} runs in ${seconds}s")
+            summary+=("$target: ok, ${runs:-?} runs in ${elapsed}s")
         fi
         ran+=("$target")
     done
@@ -86,10 +132,20 @@ for target in "${requested[@]}"; do
     fi
 done
 
+if [[ $smoke -eq 1 && "$(corpus_digest)" != "$corpus_before" ]]; then
+    failed+=("corpus")
+    summary+=("the committed corpus changed during the smoke run (git status abe/fuzz/corpus wire/fuzz/corpus)")
+fi
+
 echo
 printf '%s\n' "${summary[@]}"
+echo "fuzz.sh: $((SECONDS - started))s in all"
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "fuzz.sh: ${#failed[@]} target(s) failed: ${failed[*]}" >&2
     exit 1
 fi
-echo "fuzz.sh: all ${#ran[@]} targets ran ${seconds}s without a crash"
+if [[ $smoke -eq 1 ]]; then
+    echo "fuzz.sh: smoke: all ${#ran[@]} targets ran (≤ ${seconds}s or ${smoke_runs} runs each) without a crash"
+else
+    echo "fuzz.sh: all ${#ran[@]} targets ran ${seconds}s without a crash"
+fi
