@@ -26,21 +26,29 @@
 //! * **SUBSCRIBE**: refused filters are taken out before the router sees them and their return codes put back
 //!   into the SUBACK (v3.1.1 0x80; v5 0x87 or 0x8F). `$…` filters other than `$share/…` are refused here too
 //!   (rumqttd would disconnect the client).
+//! * **Peer address**: on plain-TCP listeners every connection arrives through the front door (`front.rs`),
+//!   whose header, checked before any MQTT byte, names the client's address for the gate (throttling of
+//!   password guesses per source); a connection without a valid header is closed.
+//! * **Sessions**: when the connection ends (the guard is dropped), the gate is told (`Gate::disconnected`), so
+//!   the session no longer counts against the session limits.
 //! * **Robustness**: packet types a client may not send (CONNACK, SUBACK, UNSUBACK, PINGRESP, AUTH) and a
 //!   second CONNECT close the connection before rumqttd's decoder reaches its `unreachable!()`; for v3.1.1
 //!   clients every property is stripped on the way out (rumqttd's V4 encoder panics on v5 properties).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use rumqttd::protocol::{
     ConnAckProperties, Connect, ConnectReturnCode, Error, Packet, Protocol, PubAckProperties, PubAckReason,
     SubscribeReasonCode,
 };
 use smqtt_gate::{ClientSession, Gate, PublishDecision, RefusalReason};
+
+use crate::front::{Secret, HEADER_LEN};
 
 /// Where refused QoS 1/2 publishes go so that the router still acknowledges them (matched by no filter).
 pub const QUARANTINE_TOPIC: &str = "$smqtt/rejected";
@@ -66,12 +74,23 @@ pub(crate) struct GuardMetrics {
     pub(crate) quarantined: AtomicU64,
 }
 
+/// What the guard knows of the client's address.
+#[derive(Debug)]
+enum Peer {
+    /// Behind the front door: its header comes first.
+    Expected(Secret),
+    Known(Option<IpAddr>),
+}
+
 /// The per-connection wrapper. `P` is rumqttd's `V4` or `V5`.
 pub(crate) struct Guard<P> {
     inner: P,
     version: Version,
     gate: Arc<Gate>,
     metrics: Arc<GuardMetrics>,
+    /// The front door's secret, for listeners behind one.
+    front: Option<Secret>,
+    peer: Peer,
     connected: bool,
     session: Option<ClientSession>,
     aliases: HashMap<u16, String>,
@@ -84,12 +103,24 @@ pub(crate) struct Guard<P> {
 }
 
 impl<P: Clone> Guard<P> {
-    pub(crate) fn new(inner: P, version: Version, gate: Arc<Gate>, metrics: Arc<GuardMetrics>) -> Guard<P> {
+    pub(crate) fn new(
+        inner: P,
+        version: Version,
+        gate: Arc<Gate>,
+        metrics: Arc<GuardMetrics>,
+        front: Option<Secret>,
+    ) -> Guard<P> {
+        let peer = match &front {
+            Some(secret) => Peer::Expected(secret.clone()),
+            None => Peer::Known(None),
+        };
         Guard {
             inner,
             version,
             gate,
             metrics,
+            front,
+            peer,
             connected: false,
             session: None,
             aliases: HashMap::new(),
@@ -105,7 +136,16 @@ impl<P: Clone> Guard<P> {
 /// A fresh state for every connection: only the codec, gate and counters are shared.
 impl<P: Clone> Clone for Guard<P> {
     fn clone(&self) -> Self {
-        Guard::new(self.inner.clone(), self.version, self.gate.clone(), self.metrics.clone())
+        Guard::new(self.inner.clone(), self.version, self.gate.clone(), self.metrics.clone(), self.front.clone())
+    }
+}
+
+/// The connection ended: its session no longer counts as connected.
+impl<P> Drop for Guard<P> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.gate.disconnected(&session);
+        }
     }
 }
 
@@ -162,6 +202,8 @@ fn connack_code(version: Version, reason: RefusalReason) -> ConnectReturnCode {
         (Version::V5, 0x95) => ConnectReturnCode::PacketTooLarge,
         (Version::V5, 0x90) => ConnectReturnCode::TopicNameInvalid,
         (Version::V5, 0x80) => ConnectReturnCode::UnspecifiedError,
+        (Version::V5, 0x9F) => ConnectReturnCode::ConnectionRateExceeded,
+        (Version::V5, 0x97) => ConnectReturnCode::QuotaExceeded,
         (Version::V5, _) => ConnectReturnCode::NotAuthorized,
     }
 }
@@ -221,14 +263,21 @@ impl<P: Protocol> Guard<P> {
             connect.client_id = smqtt_gate::anonymous_client_id();
             *self.assigned_id.borrow_mut() = Some(connect.client_id.clone());
         }
-        let decision = self.gate.authenticate(&connect.client_id, username, password).and_then(|session| {
+        let peer = match self.peer {
+            Peer::Known(peer) => peer,
+            Peer::Expected(_) => None,
+        };
+        let decision = self.gate.authenticate_from(&connect.client_id, username, password, peer).and_then(|session| {
             if let Some(w) = will.as_mut() {
                 let topic = std::str::from_utf8(&w.topic).unwrap_or("");
                 let qos = w.qos as u8;
                 match self.gate.check_will_for(&session, topic, qos, w.retain, &w.message) {
                     PublishDecision::Accept => {}
                     PublishDecision::Replace(sealed) => w.message = Bytes::from(sealed),
-                    PublishDecision::Refuse(refusal) => return Err(refusal),
+                    PublishDecision::Refuse(refusal) => {
+                        self.gate.disconnected(&session);
+                        return Err(refusal);
+                    }
                 }
             }
             Ok(session)
@@ -329,6 +378,16 @@ impl<P: Protocol> Guard<P> {
 
 impl<P: Protocol> Protocol for Guard<P> {
     fn read_mut(&mut self, stream: &mut BytesMut, max_size: usize) -> Result<Packet, Error> {
+        if let Peer::Expected(secret) = &self.peer {
+            if stream.len() < HEADER_LEN {
+                return Err(Error::InsufficientBytes(HEADER_LEN - stream.len()));
+            }
+            let Some(peer) = secret.parse(stream) else {
+                return Err(self.protocol_error(Error::IncorrectPacketFormat));
+            };
+            stream.advance(HEADER_LEN);
+            self.peer = Peer::Known(Some(peer));
+        }
         loop {
             let Some(&first) = stream.first() else { return Err(Error::InsufficientBytes(2)) };
             let kind = first >> 4;

@@ -36,9 +36,14 @@
 //! plain PUBREC and is dropped. A refused SUBSCRIBE filter gets 0x80 (v3.1.1) or 0x87/0x8F (v5) in the SUBACK.
 //! A refused will refuses the CONNECT. Protocol violations close the connection.
 //!
+//! With legacy clients configured, plain-TCP listeners are accepted by the broker itself and relayed to rumqttd on a loopback port behind an
+//! authenticated header naming the client's address (`front.rs`), so the gate can throttle password guessing
+//! per source; TLS listeners are accepted by rumqttd, and their clients share one "unknown" source.
+//!
 //! rumqttd has no shutdown: the broker's threads run until the process exits.
 
 mod config;
+mod front;
 mod guard;
 mod metrics;
 
@@ -192,8 +197,22 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
     let mut bound: HashMap<&str, SocketAddr> = HashMap::new();
     for (name, listener) in [("v4", &config.v4), ("v5", &config.v5)] {
         let Some(listener) = listener else { continue };
-        let addr = concrete(listener.listen)?;
-        let settings = server_settings(&config, name, listener, addr);
+        // Plain TCP with legacy clients configured: the front door accepts on the public address (so the gate
+        // learns each client's address to throttle password guessing) and relays to rumqttd on a loopback port.
+        // Otherwise (nothing to throttle per address, or TLS) rumqttd accepts itself (see `front.rs`).
+        let (addr, front) = if listener.tls.is_none() && gate.checks_passwords() {
+            let bind_error = |e: std::io::Error| Error::Bind { addr: listener.listen, message: e.to_string() };
+            let public = TcpListener::bind(listener.listen).map_err(bind_error)?;
+            public.set_nonblocking(true).map_err(bind_error)?;
+            let addr = public.local_addr().map_err(bind_error)?;
+            let internal = concrete(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+            (addr, Some((public, internal, front::Secret::random())))
+        } else {
+            (concrete(listener.listen)?, None)
+        };
+        let internal = front.as_ref().map(|(_, internal, _)| *internal);
+        let settings = server_settings(&config, name, listener, internal.unwrap_or(addr));
+        let max_connections = config.limits.max_connections;
         let tx = router_tx.clone();
         let gate = gate.clone();
         let guards = guards.clone();
@@ -205,26 +224,38 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
                     Ok(runtime) => runtime,
                     Err(e) => return tracing::error!(error = %e, "cannot build the listener runtime"),
                 };
-                let result = runtime.block_on(async move {
-                    match version {
+                runtime.block_on(async move {
+                    let secret = front.as_ref().map(|(_, _, secret)| secret.clone());
+                    if let Some((public, internal, secret)) = front {
+                        match tokio::net::TcpListener::from_std(public) {
+                            Ok(public) => {
+                                tokio::spawn(front::relay(public, internal, secret, max_connections));
+                            }
+                            Err(e) => return tracing::error!(error = %e, "cannot use the listener"),
+                        }
+                    }
+                    let result = match version {
                         Version::V4 => {
-                            Server::new(settings, tx, Guard::new(V4, version, gate, guards))
+                            Server::new(settings, tx, Guard::new(V4, version, gate, guards, secret))
                                 .start(LinkType::Remote)
                                 .await
                         }
                         Version::V5 => {
-                            Server::new(settings, tx, Guard::new(V5, version, gate, guards))
+                            Server::new(settings, tx, Guard::new(V5, version, gate, guards, secret))
                                 .start(LinkType::Remote)
                                 .await
                         }
+                    };
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "listener stopped");
                     }
                 });
-                if let Err(e) = result {
-                    tracing::error!(error = %e, "listener stopped");
-                }
             })
             .map_err(|e| Error::Thread(e.to_string()))?;
         bound.insert(name, addr);
+        if let Some(internal) = internal {
+            wait_listening(internal)?;
+        }
     }
     for addr in bound.values() {
         wait_listening(*addr)?;

@@ -80,12 +80,22 @@ pub(crate) struct LimitsFile {
     pub(crate) max_payload: usize,
     #[serde(default = "default_max_sessions")]
     pub(crate) max_sessions: usize,
+    #[serde(default = "default_max_per_identity")]
+    pub(crate) max_sessions_per_identity: usize,
 }
 
 impl Default for LimitsFile {
     fn default() -> Self {
-        LimitsFile { max_payload: default_max_payload(), max_sessions: default_max_sessions() }
+        LimitsFile {
+            max_payload: default_max_payload(),
+            max_sessions: default_max_sessions(),
+            max_sessions_per_identity: default_max_per_identity(),
+        }
     }
+}
+
+fn default_max_per_identity() -> usize {
+    crate::registry::DEFAULT_MAX_PER_IDENTITY
 }
 
 /// The default payload bound: an envelope of a 256 KiB plaintext with capsule and credential fits easily.

@@ -1,32 +1,27 @@
 //! The [`Gate`]: configuration in, decisions out.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use smqtt_wire::{
-    validate_topic, ConnectToken, Error as WireError, ParsedEnvelope, TopicFilter, VerifiedCredential, VerifyingKey,
-};
+use smqtt_wire::{validate_topic, ConnectToken, Error as WireError, TopicFilter, VerifiedCredential, VerifyingKey};
 
 use crate::client_ids::{anonymous_owns, device_owns, legacy_owns, ANONYMOUS_PREFIX, LEGACY_PREFIX};
 use crate::config::{config_error, filters, io_error, parse_verifying_key, read_small, seal_rules, FileConfig};
+use crate::envelope_check::check_envelope;
 use crate::epoch::EpochFollower;
-use crate::filters::{filter_within, unshared};
+use crate::filters::{filter_within, filters_overlap, unshared};
 use crate::legacy::{Legacy, Sealing};
 use crate::metrics::{Check, Metrics};
 use crate::refusal::{GateError, PublishDecision, Refusal, RefusalReason};
+use crate::registry::Registry;
 use crate::renewed::Renewals;
 use crate::session::{ClientSession, Role};
 
 /// Longest client id or username looked at (MQTT's own bound).
 const MAX_ID: usize = 65_535;
-
-#[derive(Default)]
-struct Registry {
-    map: HashMap<String, ClientSession>,
-    order: VecDeque<String>,
-}
 
 /// The enforcement core. `Send + Sync`; every method takes `&self` and is cheap (one or two Ed25519
 /// verifications at most), except the first login of a legacy client (Argon2) and the first sealed message of a
@@ -40,7 +35,6 @@ pub struct Gate {
     skew: u64,
     deny_devices: HashSet<String>,
     max_payload: usize,
-    max_sessions: usize,
     anonymous: bool,
     anonymous_subscribe: Vec<TopicFilter>,
     protected: Vec<TopicFilter>,
@@ -52,7 +46,7 @@ pub struct Gate {
     deny_subscribe: Vec<TopicFilter>,
     legacy: Legacy,
     sealing: Option<Arc<Sealing>>,
-    sessions: Mutex<Registry>,
+    sessions: Registry,
     /// Credentials connected devices renewed in place since their CONNECT.
     renewals: Renewals,
     metrics: Metrics,
@@ -149,7 +143,8 @@ impl Gate {
             }
             _ => None,
         };
-        if file.limits.max_payload == 0 || file.limits.max_sessions == 0 {
+        let limits = &file.limits;
+        if limits.max_payload == 0 || limits.max_sessions == 0 || limits.max_sessions_per_identity == 0 {
             return Err(config_error("[limits] values must be positive"));
         }
         Ok(Gate {
@@ -160,7 +155,6 @@ impl Gate {
             skew: file.authority.clock_skew_secs,
             deny_devices: file.authority.deny_devices.iter().cloned().collect(),
             max_payload: file.limits.max_payload,
-            max_sessions: file.limits.max_sessions,
             anonymous: file.anonymous.allow,
             anonymous_subscribe: filters(&file.anonymous.subscribe, "[anonymous] subscribe")?,
             protected: filters(&file.topics.protected, "[topics] protected")?,
@@ -170,10 +164,16 @@ impl Gate {
             deny_subscribe: filters(&file.topics.deny_subscribe, "[topics] deny_subscribe")?,
             legacy: Legacy::new(&file.legacy)?,
             sealing,
-            sessions: Mutex::new(Registry::default()),
+            sessions: Registry::new(file.limits.max_sessions, file.limits.max_sessions_per_identity),
             renewals: Renewals::new(file.limits.max_sessions),
             metrics: Metrics::default(),
         })
+    }
+
+    /// Whether legacy clients are configured: only their passwords are throttled per source address, so only
+    /// then does a broker need to tell the gate each client's address.
+    pub fn checks_passwords(&self) -> bool {
+        !self.legacy.is_empty()
     }
 
     /// Whether enforcement is on for the whole gate.
@@ -227,21 +227,44 @@ impl Gate {
     /// or disconnect another identity's session. It is checked after the credential, so a client learns
     /// nothing from it before authenticating.
     ///
+    /// The session is counted as connected until [`disconnected`](Self::disconnected) (or
+    /// [`forget`](Self::forget)): while the session table is full of connected sessions, or the identity holds
+    /// `[limits] max_sessions_per_identity` connected client ids, a new one is refused (`too_many_sessions`)
+    /// and no connected session is ever evicted.
+    ///
     /// # Errors
     /// A [`Refusal`]: `not_authenticated`, `bad_credential`, `stale_token`, `expired`, `revoked_epoch`,
-    /// `device_denied`, `bad_password`, `client_id_not_owned`.
+    /// `device_denied`, `bad_password`, `throttled`, `client_id_not_owned`, `too_many_sessions`.
     pub fn authenticate(
         &self,
         client_id: &str,
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Result<ClientSession, Refusal> {
-        let result = self.authenticate_inner(client_id, username, password);
+        self.authenticate_from(client_id, username, password, None)
+    }
+
+    /// [`authenticate`](Self::authenticate) for a CONNECT from `peer`, the client's address (`None`: not
+    /// known). Failed legacy passwords are throttled per source address (IPv4 address, IPv6 /64) and per
+    /// (source, username) with exponential backoff (1 s doubling to 60 s; a source's first 10 failures over all
+    /// usernames are free), so a guesser slows down itself, not the username: the right password from another
+    /// address is always checked, and the password that verified last is accepted from anywhere without
+    /// hashing. All attempts with `peer = None` share one source.
+    ///
+    /// # Errors
+    /// As [`authenticate`](Self::authenticate).
+    pub fn authenticate_from(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+        peer: Option<IpAddr>,
+    ) -> Result<ClientSession, Refusal> {
+        let result = self
+            .authenticate_inner(client_id, username, password, peer)
+            .and_then(|s| self.sessions.admit(&s).map(|()| s));
         match &result {
-            Ok(session) => {
-                self.metrics.accept(Check::Connect);
-                self.remember(session);
-            }
+            Ok(_) => self.metrics.accept(Check::Connect),
             Err(refusal) => self.metrics.refuse(Check::Connect, refusal.reason),
         }
         result
@@ -252,6 +275,7 @@ impl Gate {
         client_id: &str,
         username: Option<&str>,
         password: Option<&[u8]>,
+        peer: Option<IpAddr>,
     ) -> Result<ClientSession, Refusal> {
         if client_id.len() > MAX_ID || username.is_some_and(|u| u.len() > MAX_ID) {
             return Err(refuse(RefusalReason::NotAuthenticated, "client id or username too long"));
@@ -279,7 +303,7 @@ impl Gate {
             };
         }
         if let Some(client) = username.and_then(|u| self.legacy.get(u)) {
-            return match self.legacy.verify(client, password) {
+            return match self.legacy.verify(client, password, peer) {
                 Ok(()) if refused(legacy_owns(&client.username, client_id)) => {
                     let user = &client.username;
                     foreign(format!("{user:?}'s space ({LEGACY_PREFIX}{user} or {LEGACY_PREFIX}{user}/…)"))
@@ -338,30 +362,34 @@ impl Gate {
         Ok(())
     }
 
-    fn remember(&self, session: &ClientSession) {
-        let mut registry = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = session.client_id().to_owned();
-        if registry.map.insert(id.clone(), session.clone()).is_none() {
-            registry.order.push_back(id);
-        }
-        while registry.map.len() > self.max_sessions {
-            let Some(oldest) = registry.order.pop_front() else { break };
-            registry.map.remove(&oldest);
-        }
-    }
-
     /// The session last accepted for `client_id` (kept, bounded, after it disconnects, so its will can be
     /// checked).
     pub fn session(&self, client_id: &str) -> Option<ClientSession> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner).map.get(client_id).cloned()
+        self.sessions.get(client_id)
+    }
+
+    /// The connection of `session` ended. Its entry stays for a will, but no longer counts against the limits
+    /// and may be evicted when the table is full. A no-op if a newer connection has taken the client id over.
+    /// Brokers must call this for every session [`authenticate`](Self::authenticate) returned.
+    pub fn disconnected(&self, session: &ClientSession) {
+        self.sessions.disconnected(session);
     }
 
     /// Forgets the session of `client_id` (after its will, if any, was decided).
     pub fn forget(&self, client_id: &str) {
-        let mut registry = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if registry.map.remove(client_id).is_some() {
-            registry.order.retain(|id| id != client_id);
-        }
+        self.sessions.forget(client_id);
+    }
+
+    /// Sessions remembered and, of them, connected ones.
+    pub fn session_counts(&self) -> (usize, usize) {
+        self.sessions.counts()
+    }
+
+    /// Whether delivering a message on `topic` is denied to every subscriber (`deny_subscribe`): for brokers
+    /// that check each delivery (Mosquitto's `MOSQ_ACL_READ`), as defense in depth behind
+    /// [`check_subscribe`](Self::check_subscribe).
+    pub fn read_denied(&self, topic: &str) -> bool {
+        self.deny_subscribe.iter().any(|d| d.matches(topic))
     }
 
     /// Decides a SUBSCRIBE filter (`$share/<group>/` is looked through).
@@ -381,7 +409,8 @@ impl Gate {
         let bad = || refuse(RefusalReason::BadTopic, "not a valid topic filter");
         let inner = unshared(filter).ok_or_else(bad)?;
         TopicFilter::new(inner).map_err(|_| bad())?;
-        if self.deny_subscribe.iter().any(|d| filter_within(inner, d.as_str())) {
+        // Refused if some topic matches both: `test/#` or `+/nosubscribe` would deliver `test/nosubscribe`.
+        if self.deny_subscribe.iter().any(|d| filters_overlap(inner, d.as_str())) {
             return Err(refuse(RefusalReason::SubscribeDenied, format!("subscribing to {inner:?} is denied")));
         }
         if let (true, Role::Device(connected)) = (self.enforcement, client.role()) {
@@ -542,7 +571,7 @@ impl Gate {
                     // Honest publishers sign retained envelopes (they carry the capsule); an unsigned retained one
                     // would be redelivered to every subscriber outside the replay window's reach.
                     let unsigned_ok = !retain && self.unsigned.iter().any(|f| f.matches(topic));
-                    check_envelope(credential, topic, payload, unsigned_ok, self.verify_signatures)?;
+                    check_envelope(credential, topic, payload, retain, unsigned_ok, self.verify_signatures)?;
                 }
                 Ok(None)
             }
@@ -569,44 +598,4 @@ fn unsigned_filters(unsigned: &[String], protected: &[String]) -> Result<Vec<Top
         }
     }
     Ok(parsed)
-}
-
-/// A well-formed envelope whose publisher is the connected device and whose signature verifies for `topic` with
-/// its key (structure and one Ed25519 verification: no ABE). Where `unsigned_ok`, an unsigned envelope
-/// (wire.md §6.5) passes on structure and publisher alone: the connection is authenticated as its publisher,
-/// and only the subscribers' AEAD check can vouch for the rest.
-///
-/// Without `verify`, a signed envelope passes on structure and publisher too (`[topics] verify_signatures =
-/// false`): the connection is authenticated as the device the envelope names, so a bad signature can only be
-/// that device's own, and every SMQTT subscriber verifies it anyway (`bad_signature`); what the gate gives up
-/// is filtering such envelopes (and counting them) before they are forwarded or retained.
-fn check_envelope(
-    credential: &VerifiedCredential,
-    topic: &str,
-    payload: &[u8],
-    unsigned_ok: bool,
-    verify: bool,
-) -> Result<(), Refusal> {
-    let envelope = ParsedEnvelope::parse(payload)
-        .map_err(|e| refuse(RefusalReason::NotAnEnvelope, format!("not an SMQTT envelope: {e}")))?;
-    let device = &credential.body().device_id;
-    if envelope.publisher() != device {
-        return Err(refuse(
-            RefusalReason::ForeignSigner,
-            format!("envelope by {}, connected as {device}", envelope.publisher()),
-        ));
-    }
-    if !envelope.is_signed() {
-        return if unsigned_ok {
-            Ok(())
-        } else {
-            Err(refuse(RefusalReason::Unsigned, "unsigned envelopes are not accepted on this topic"))
-        };
-    }
-    if !verify {
-        return Ok(());
-    }
-    envelope
-        .verify_signature(topic, &credential.body().device_key)
-        .map_err(|_| refuse(RefusalReason::BadSignature, "envelope signature does not verify for this topic"))
 }

@@ -1,9 +1,10 @@
 //! Legacy clients (username + Argon2 password hash) and broker-side sealing of their plaintext.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
@@ -14,11 +15,10 @@ use subtle::ConstantTimeEq;
 
 use crate::config::{covered, filters, LegacyFile, SealRule};
 use crate::refusal::{GateError, Refusal, RefusalReason};
+use crate::throttle::{Source, Throttle};
 
 /// Longest password hashed (longer ones are refused unhashed).
 const MAX_PASSWORD: usize = 1024;
-/// After a failed password, further attempts for that username are refused unhashed for this long.
-const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
 /// How often the broker's device store is checked for a renewed credential.
 const STORE_RECHECK: Duration = Duration::from_secs(5);
 /// After a renewal attempt of the sealing identity, the next one waits at least this long.
@@ -30,16 +30,13 @@ pub(crate) struct LegacyClient {
     pub(crate) publish: Vec<TopicFilter>,
 }
 
-#[derive(Default)]
-struct Attempts {
-    /// SHA-256 of the password that verified last (so reconnects skip Argon2).
-    verified: Option<[u8; 32]>,
-    failed_at: Option<Instant>,
-}
-
 pub(crate) struct Legacy {
     clients: HashMap<String, Arc<LegacyClient>>,
-    attempts: Mutex<HashMap<String, Attempts>>,
+    /// SHA-256 of the password that verified last, per configured username (so reconnects skip Argon2, and are
+    /// never throttled). At most one per configured client.
+    verified: Mutex<HashMap<String, [u8; 32]>>,
+    /// Backoffs of failed passwords by source address (bounded, see `throttle.rs`).
+    throttle: Throttle,
 }
 
 impl Legacy {
@@ -68,43 +65,57 @@ impl Legacy {
                 return Err(GateError::Config(format!("legacy client {:?} configured twice", file.username)));
             }
         }
-        Ok(Legacy { clients, attempts: Mutex::new(HashMap::new()) })
+        Ok(Legacy { clients, verified: Mutex::new(HashMap::new()), throttle: Throttle::new() })
+    }
+
+    /// Whether no legacy client is configured (then no password is ever checked).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.clients.is_empty()
     }
 
     pub(crate) fn get(&self, username: &str) -> Option<&Arc<LegacyClient>> {
         self.clients.get(username)
     }
 
-    /// Checks `password` for the configured legacy client `client`.
-    pub(crate) fn verify(&self, client: &LegacyClient, password: Option<&[u8]>) -> Result<(), Refusal> {
-        let refuse =
-            |m: &str| Refusal::new(RefusalReason::BadPassword, format!("legacy client {:?}: {m}", client.username));
+    /// Checks `password` for the configured legacy client `client`, attempted from `peer` (`None`: the broker
+    /// did not say; all such attempts share one source). The password that verified last is accepted at once
+    /// from anywhere; otherwise a source throttled for this username (or in all) is refused unhashed
+    /// (`throttled`), and every other attempt is hashed.
+    pub(crate) fn verify(
+        &self,
+        client: &LegacyClient,
+        password: Option<&[u8]>,
+        peer: Option<IpAddr>,
+    ) -> Result<(), Refusal> {
+        let user = &client.username;
+        let refuse = |m: &str| Refusal::new(RefusalReason::BadPassword, format!("legacy client {user:?}: {m}"));
         let Some(password) = password else { return Err(refuse("no password")) };
         if password.len() > MAX_PASSWORD {
             return Err(refuse("password too long"));
         }
         let digest: [u8; 32] = Sha256::digest(password).into();
-        {
-            let mut attempts = self.attempts.lock().map_err(|_| refuse("internal state poisoned"))?;
-            let entry = attempts.entry(client.username.clone()).or_default();
-            if entry.verified.is_some_and(|v| bool::from(v.ct_eq(&digest))) {
-                return Ok(());
-            }
-            if entry.failed_at.is_some_and(|at| at.elapsed() < FAILURE_BACKOFF) {
-                return Err(refuse("too soon after a failed attempt"));
-            }
+        let cached = self.verified.lock().unwrap_or_else(PoisonError::into_inner).get(user).copied();
+        if cached.is_some_and(|v| bool::from(v.ct_eq(&digest))) {
+            return Ok(());
+        }
+        let source = Source::of(peer);
+        if let Some(wait) = self.throttle.blocked(source, user, Instant::now()) {
+            tracing::info!(username = %user, ?peer, wait_secs = wait.as_secs_f32(), "legacy login throttled");
+            return Err(Refusal::new(
+                RefusalReason::Throttled,
+                format!("legacy client {user:?}: too many failed passwords from this address, retry in {wait:.1?}"),
+            ));
         }
         let ok = PasswordHash::new(&client.hash)
             .map(|hash| Argon2::default().verify_password(password, &hash).is_ok())
             .unwrap_or(false);
-        let mut attempts = self.attempts.lock().map_err(|_| refuse("internal state poisoned"))?;
-        let entry = attempts.entry(client.username.clone()).or_default();
         if ok {
-            entry.verified = Some(digest);
-            entry.failed_at = None;
+            self.verified.lock().unwrap_or_else(PoisonError::into_inner).insert(user.clone(), digest);
+            self.throttle.succeeded(source, user);
             Ok(())
         } else {
-            entry.failed_at = Some(Instant::now());
+            self.throttle.failed(source, user, Instant::now());
+            tracing::info!(username = %user, ?peer, "legacy login: wrong password");
             Err(refuse("wrong password"))
         }
     }

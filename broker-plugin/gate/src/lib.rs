@@ -96,7 +96,8 @@
 //! deny_devices = []                     # device ids refused outright
 //! [limits]
 //! max_payload = 327680                  # bytes
-//! max_sessions = 100000                 # client sessions remembered for check_will
+//! max_sessions = 100000                 # client sessions remembered (connected ones are never evicted)
+//! max_sessions_per_identity = 16        # connected client ids per device or legacy username
 //! [anonymous]
 //! allow = false                         # clients without username and password, read-only, client ids anon:…
 //! subscribe = ["public/#"]
@@ -105,7 +106,7 @@
 //! unsigned = ["plant/+/telemetry/#"]    # …or unsigned ones (wire.md §6.5) published by the connected device
 //! verify_signatures = true              # false: bind envelopes to the connection, leave signatures to subscribers
 //! open = ["test/#"]                     # unchecked: anyone connected may publish and subscribe
-//! deny_subscribe = ["test/nosubscribe"] # refused to everyone (filters entirely inside these)
+//! deny_subscribe = ["test/nosubscribe"] # refused to everyone (any filter some topic of these matches)
 //! [sealing]
 //! store = "broker-store"                # the broker's device store (`smqtt enroll`), allowed to publish below
 //! topics = [{ filter = "legacy/#", policy = "role:operator" }]
@@ -123,24 +124,29 @@
 //! * Sealed topics are the one place the broker sees plaintext, by configuration; the broker's device key
 //!   signs what it seals, so subscribers know the broker (not the legacy device) vouches for it.
 //! * Argon2 runs on the caller's thread. A verified password's SHA-256 is kept in memory so reconnects skip
-//!   Argon2; after a failure, that username is refused without hashing for one second.
+//!   Argon2 (and are never throttled); failures are throttled per source address and (source, username) with
+//!   exponential backoff ([`Gate::authenticate_from`]), never per username alone.
 //! * Nothing here panics on any input: every length is bounded before work, every decoder is total
 //!   (property-tested in `tests/`).
 #![warn(missing_docs)]
 
 mod client_ids;
 mod config;
+mod envelope_check;
 mod epoch;
 mod filters;
 mod gate;
 mod legacy;
 mod metrics;
 mod refusal;
+mod registry;
 mod renewed;
 mod session;
+mod throttle;
 
 pub use client_ids::{anonymous_client_id, ANONYMOUS_PREFIX, LEGACY_PREFIX};
 pub use config::DEFAULT_MAX_PAYLOAD;
+pub use filters::filters_overlap;
 pub use gate::Gate;
 pub use refusal::{GateError, PublishDecision, Refusal, RefusalReason};
 pub use session::{ClientSession, Role};

@@ -46,11 +46,20 @@ pub enum RefusalReason {
     SubscribeDenied,
     /// Broker-side sealing failed (no broker identity, policy, or crypto error).
     SealFailed,
+    /// Too many failed passwords from this source address (for this username or in all): refused without
+    /// hashing until its backoff ends. A client whose password verified before is never throttled.
+    Throttled,
+    /// The session table is full of connected sessions, or this identity already holds its maximum number of
+    /// connected client ids: the CONNECT is refused rather than evicting a live session.
+    TooManySessions,
+    /// A PUBLISH with the MQTT retain flag whose envelope is not sealed for retained publication (wire.md §6.4):
+    /// subscribers would refuse it, so it never reaches the retained store.
+    RetainNotSealed,
 }
 
 impl RefusalReason {
     /// Every reason, in a fixed order (the metrics' order).
-    pub const ALL: [RefusalReason; 18] = [
+    pub const ALL: [RefusalReason; 21] = [
         RefusalReason::NotAuthenticated,
         RefusalReason::BadCredential,
         RefusalReason::StaleToken,
@@ -69,6 +78,9 @@ impl RefusalReason {
         RefusalReason::SubscribeDenied,
         RefusalReason::SealFailed,
         RefusalReason::ClientIdNotOwned,
+        RefusalReason::Throttled,
+        RefusalReason::TooManySessions,
+        RefusalReason::RetainNotSealed,
     ];
 
     /// The stable snake_case name.
@@ -92,6 +104,9 @@ impl RefusalReason {
             RefusalReason::Oversize => "oversize",
             RefusalReason::SubscribeDenied => "subscribe_denied",
             RefusalReason::SealFailed => "seal_failed",
+            RefusalReason::Throttled => "throttled",
+            RefusalReason::TooManySessions => "too_many_sessions",
+            RefusalReason::RetainNotSealed => "retain_not_sealed",
         }
     }
 
@@ -100,7 +115,8 @@ impl RefusalReason {
     /// outside the client's space, 0x87 (not authorised) for policy refusals, 0x99
     /// (payload format invalid) for a payload that is not an envelope, 0x95 (packet too large), 0x90 (topic
     /// name invalid; 0x8F topic filter invalid in a SUBACK, see [`mqtt5_suback_code`](Self::mqtt5_suback_code)),
-    /// 0x80 (unspecified) when sealing failed.
+    /// 0x80 (unspecified) when sealing failed, 0x9F (connection rate exceeded) when throttled, 0x97 (quota
+    /// exceeded) for too many sessions.
     pub fn mqtt5_code(self) -> u8 {
         match self {
             RefusalReason::BadCredential
@@ -116,7 +132,9 @@ impl RefusalReason {
             | RefusalReason::BadSignature
             | RefusalReason::Unsigned
             | RefusalReason::SubscribeDenied => 0x87,
-            RefusalReason::NotAnEnvelope => 0x99,
+            RefusalReason::NotAnEnvelope | RefusalReason::RetainNotSealed => 0x99,
+            RefusalReason::Throttled => 0x9F,
+            RefusalReason::TooManySessions => 0x97,
             RefusalReason::Oversize => 0x95,
             RefusalReason::BadTopic => 0x90,
             RefusalReason::SealFailed => 0x80,

@@ -64,6 +64,11 @@ impl ClientSession {
         self.0.username.as_deref()
     }
 
+    /// Whether `other` is this very session (not merely one with the same client id).
+    pub(crate) fn same(&self, other: &ClientSession) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// What it is.
     pub fn role(&self) -> &Role {
         &self.0.role

@@ -330,7 +330,8 @@ fn anonymous_read_only_subscriptions_and_denials() {
     assert!(matches!(anon.role(), Role::Anonymous));
     assert_eq!(reason(gate.authenticate("anon:viewer", Some("nobody"), None)), RefusalReason::NotAuthenticated);
     assert!(gate.check_subscribe(&anon, "public/weather/+").is_ok());
-    assert!(gate.check_subscribe(&anon, "test/#").is_ok());
+    assert!(gate.check_subscribe(&anon, "test/x/#").is_ok());
+    assert_eq!(reason(gate.check_subscribe(&anon, "test/#")), RefusalReason::SubscribeDenied, "overlaps a denial");
     assert!(gate.check_subscribe(&anon, "$share/g/public/#").is_ok());
     assert_eq!(reason(gate.check_subscribe(&anon, "#")), RefusalReason::SubscribeDenied);
     assert_eq!(reason(gate.check_subscribe(&anon, "plant/#")), RefusalReason::SubscribeDenied);
@@ -340,7 +341,10 @@ fn anonymous_read_only_subscriptions_and_denials() {
     let d = f.device("sensor-1", &["a/#"]);
     let dev = ok(gate.authenticate("sensor-1", Some("sensor-1"), Some(d.token("sensor-1").as_bytes())));
     assert!(gate.check_subscribe(&dev, "plant/#").is_ok());
-    assert!(gate.check_subscribe(&dev, "#").is_ok());
+    // A wider filter that would also deliver a denied topic is denied too (it overlaps).
+    assert_eq!(reason(gate.check_subscribe(&dev, "#")), RefusalReason::SubscribeDenied);
+    assert_eq!(reason(gate.check_subscribe(&dev, "test/#")), RefusalReason::SubscribeDenied);
+    assert!(gate.check_subscribe(&dev, "test/other/#").is_ok());
     assert_eq!(reason(gate.check_subscribe(&dev, "test/nosubscribe")), RefusalReason::SubscribeDenied);
     assert_eq!(reason(gate.check_subscribe(&dev, "secret/a/+")), RefusalReason::SubscribeDenied);
     assert_eq!(reason(gate.check_subscribe(&dev, "$share/g/secret/#")), RefusalReason::SubscribeDenied);
@@ -359,7 +363,8 @@ fn enforcement_off_accepts_everything_but_denied_subscriptions() {
     assert!(matches!(ok(gate.authenticate("x", Some("u"), Some(b"smqtt1.bad"))).role(), Role::Unchecked));
     assert_eq!(gate.check_publish(&anyone, "plant/x", 2, true, b"plain"), PublishDecision::Accept);
     assert_eq!(reason(gate.check_subscribe(&anyone, "test/nosubscribe")), RefusalReason::SubscribeDenied);
-    assert!(gate.check_subscribe(&anyone, "#").is_ok());
+    assert_eq!(reason(gate.check_subscribe(&anyone, "#")), RefusalReason::SubscribeDenied);
+    assert!(gate.check_subscribe(&anyone, "plant/#").is_ok());
     // Without an authority key as well.
     let bare = ok(Gate::from_toml_str("enforcement = false\n", f.path()));
     assert!(bare.authenticate("c", None, None).is_ok());
@@ -380,12 +385,14 @@ fn legacy_clients_are_sealed_by_the_broker() {
         reason(gate.authenticate("legacy:meter-1", Some("meter-1"), Some(b"wrong"))),
         RefusalReason::BadPassword
     );
-    // Right after a failure the same username is refused without hashing, for a second.
+    // Right after a failure the same source is throttled for that username (refused without hashing), for a
+    // second; another address is not.
     assert_eq!(
         reason(gate.authenticate("legacy:meter-1", Some("meter-1"), Some(b"correct horse"))),
-        RefusalReason::BadPassword
+        RefusalReason::Throttled
     );
-    std::thread::sleep(std::time::Duration::from_millis(1050));
+    let elsewhere = Some(std::net::IpAddr::from([192, 0, 2, 1]));
+    ok(gate.authenticate_from("legacy:meter-1", Some("meter-1"), Some(b"correct horse"), elsewhere));
     let meter = ok(gate.authenticate("legacy:meter-1", Some("meter-1"), Some(b"correct horse")));
     assert!(matches!(meter.role(), Role::Legacy { .. }));
     assert_eq!(reason(gate.authenticate("legacy:meter-1", Some("meter-1"), None)), RefusalReason::BadPassword);

@@ -155,6 +155,7 @@ extern "C" {
     fn mosquitto_log_printf(level: c_int, fmt: *const c_char, ...);
     fn mosquitto_client_id(client: *const Mosquitto) -> *const c_char;
     fn mosquitto_client_username(client: *const Mosquitto) -> *const c_char;
+    fn mosquitto_client_address(client: *const Mosquitto) -> *const c_char;
     fn mosquitto_broker_publish_copy(
         clientid: *const c_char,
         topic: *const c_char,
@@ -225,13 +226,16 @@ unsafe fn payload<'a>(ptr: *const c_void, len: u32) -> &'a [u8] {
 /// `client` is NULL or a `struct mosquitto *` the broker passed to the current callback.
 unsafe fn client<'a>(client: *mut Mosquitto) -> Client<'a> {
     if client.is_null() {
-        return Client { key: 0, id: None, username: None };
+        return Client { key: 0, id: None, username: None, address: None };
     }
     // SAFETY: a live context; the accessors return its `id` / `username` strings (or NULL), which stay
     // valid for the callback (the broker frees them only when it disconnects or frees the context).
     let (id, username) =
         unsafe { (borrowed_str(mosquitto_client_id(client)), borrowed_str(mosquitto_client_username(client))) };
-    Client { key: client as usize, id, username }
+    // SAFETY: as above; `mosquitto_client_address` returns the context's `address` string (the peer's IP
+    // address in text, set at accept) or NULL, valid for the callback.
+    let address = unsafe { borrowed_str(mosquitto_client_address(client)) }.and_then(|a| a.parse().ok());
+    Client { key: client as usize, id, username, address }
 }
 
 /// Copies `bytes` into memory from `mosquitto_malloc`, NUL-terminated like the broker's own payloads.

@@ -28,7 +28,7 @@
 //!   anonymous one `anon:<…>`) stop a client taking over, resuming or kicking another identity's session:
 //!   Mosquitto only looks for the existing session after BASIC_AUTH has accepted.
 //! - `MOSQ_EVT_ACL_CHECK`: SUBSCRIBE → `Gate::check_subscribe`; WRITE (a client's publish, or a will
-//!   when it fires) → the full `Gate::check_publish` / `Gate::check_will`; READ and UNSUBSCRIBE allowed.
+//!   when it fires) → the full `Gate::check_publish` / `Gate::check_will`; READ denied on `deny_subscribe` topics (defense in depth), else allowed, as UNSUBSCRIBE.
 //! - `MOSQ_EVT_MESSAGE`: applies the WRITE verdict, replacing the payload by the broker-sealed envelope
 //!   for legacy publishers. A refused publish is dropped with `MOSQ_ERR_ACL_DENIED`: the connection stays
 //!   up; MQTT 5 publishers at QoS 1/2 get reason 0x87 (not authorised), v3.1.1 ones a plain acknowledgement.
@@ -98,8 +98,17 @@ impl Enforcer for gate::Gate {
         client_id: &str,
         username: Option<&str>,
         password: Option<&[u8]>,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<gate::ClientSession, String> {
-        gate::Gate::authenticate(self, client_id, username, password).map_err(|r| refusal_text(&r))
+        gate::Gate::authenticate_from(self, client_id, username, password, peer).map_err(|r| refusal_text(&r))
+    }
+
+    fn disconnected(&self, session: &gate::ClientSession) {
+        gate::Gate::disconnected(self, session);
+    }
+
+    fn read_denied(&self, topic: &str) -> bool {
+        gate::Gate::read_denied(self, topic)
     }
 
     fn check_subscribe(&self, session: &gate::ClientSession, filter: &str) -> Result<(), String> {

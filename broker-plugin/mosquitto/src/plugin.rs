@@ -72,7 +72,17 @@ pub trait Enforcer: Send + Sync + 'static {
         client_id: &str,
         username: Option<&str>,
         password: Option<&[u8]>,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<Self::Session, String>;
+    /// The connection of `session` ended (its session may still decide a will).
+    fn disconnected(&self, session: &Self::Session) {
+        let _ = session;
+    }
+    /// Whether delivering a message on `topic` to a subscriber is denied (checked per delivery).
+    fn read_denied(&self, topic: &str) -> bool {
+        let _ = topic;
+        false
+    }
     /// SUBSCRIBE.
     ///
     /// # Errors
@@ -105,6 +115,8 @@ pub struct Client<'a> {
     pub id: Option<&'a str>,
     /// `mosquitto_client_username`.
     pub username: Option<&'a str>,
+    /// `mosquitto_client_address`, parsed (the gate throttles password guesses per source address).
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// The `access` of an ACL check.
@@ -287,7 +299,7 @@ impl<E: Enforcer> Plugin<E> {
             self.refused(&mut state, || format!("CONNECT from {id:?} refused: {MAX_SESSIONS} sessions"));
             return false;
         }
-        match self.enforcer.authenticate(id, client.username, password) {
+        match self.enforcer.authenticate(id, client.username, password, client.address) {
             Ok(session) => {
                 bump(&self.counters.connects_accepted);
                 if let Some(old) = state.by_id.insert(id.to_owned(), client.key) {
@@ -328,6 +340,8 @@ impl<E: Enforcer> Plugin<E> {
     ) -> AclAction {
         let mut state = self.lock();
         match access {
+            // Defense in depth behind the SUBSCRIBE check: a denied topic is never delivered.
+            AclAccess::Read if self.enforcer.read_denied(topic) => AclAction::Deny,
             AclAccess::Read | AclAccess::Unsubscribe => AclAction::Allow,
             AclAccess::Subscribe => {
                 let verdict = match state.sessions.get(&client.key) {
@@ -473,6 +487,7 @@ impl<E: Enforcer> Plugin<E> {
             if state.by_id.get(&entry.client_id) == Some(&key) {
                 state.by_id.remove(&entry.client_id);
             }
+            self.enforcer.disconnected(&entry.session);
         }
         if state.admitted.as_ref().is_some_and(|a| a.client == key) {
             state.admitted = None;

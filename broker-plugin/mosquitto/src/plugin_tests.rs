@@ -31,7 +31,13 @@ fn decide(payload: &[u8]) -> Verdict {
 impl Enforcer for Scripted {
     type Session = String;
 
-    fn authenticate(&self, client_id: &str, _: Option<&str>, password: Option<&[u8]>) -> Result<String, String> {
+    fn authenticate(
+        &self,
+        client_id: &str,
+        _: Option<&str>,
+        password: Option<&[u8]>,
+        _: Option<std::net::IpAddr>,
+    ) -> Result<String, String> {
         self.record(format!("auth {client_id}"));
         if password == Some(b"ok") {
             Ok(client_id.to_owned())
@@ -72,7 +78,7 @@ fn plugin() -> (Plugin<Scripted>, Arc<Scripted>) {
 }
 
 fn client(key: usize, id: &str) -> Client<'_> {
-    Client { key, id: Some(id), username: Some(id) }
+    Client { key, id: Some(id), username: Some(id), address: None }
 }
 
 #[test]
@@ -140,7 +146,7 @@ fn wills_after_disconnect_and_on_takeover() {
     assert_eq!(p.counters().wills_checked.load(Ordering::Relaxed), 3);
     assert_eq!(p.counters().wills_refused.load(Ordering::Relaxed), 1);
     // A will without a client id is refused outright.
-    let anonymous = Client { key: 0x5000, id: None, username: None };
+    let anonymous = Client { key: 0x5000, id: None, username: None, address: None };
     assert_eq!(p.acl_check(&anonymous, AclAccess::Write, "t", 0x50, b"good", 0, false), AclAction::Deny);
 }
 

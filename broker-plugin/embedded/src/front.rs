@@ -1,0 +1,111 @@
+//! The front door of a plain-TCP listener. rumqttd gives its `Protocol` (our guard) no peer address, and the
+//! gate needs one to throttle password guessing per source. So the broker accepts plain-TCP connections itself
+//! and relays each to rumqttd's own listener on a loopback port, first writing a header that names the client's
+//! address: `SMQTTPX1`, a per-process random secret (16 bytes), the address (16 bytes, IPv4 mapped). The guard
+//! reads and checks the header before any MQTT byte; a connection without it (say, a local process dialling the
+//! loopback port directly) is closed. TLS listeners are not relayed (rumqttd terminates TLS on its own socket):
+//! their clients have no known address, and the gate treats them all as one source.
+//!
+//! Bound: at most `[limits] max_connections` relayed connections at once (further ones are closed on accept,
+//! as rumqttd would refuse them anyway); each costs two sockets and one task.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use rand_core::RngCore;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+const MAGIC: &[u8; 8] = b"SMQTTPX1";
+/// The header's length: magic, secret, address.
+pub(crate) const HEADER_LEN: usize = 8 + 16 + 16;
+
+/// The per-process secret that authenticates the header.
+#[derive(Clone)]
+pub(crate) struct Secret([u8; 16]);
+
+impl core::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    pub(crate) fn random() -> Secret {
+        let mut bytes = [0; 16];
+        rand_core::OsRng.fill_bytes(&mut bytes);
+        Secret(bytes)
+    }
+
+    fn header(&self, peer: IpAddr) -> [u8; HEADER_LEN] {
+        let mut out = [0; HEADER_LEN];
+        out[..8].copy_from_slice(MAGIC);
+        out[8..24].copy_from_slice(&self.0);
+        let v6 = match peer {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            IpAddr::V6(v6) => v6,
+        };
+        out[24..].copy_from_slice(&v6.octets());
+        out
+    }
+
+    /// The client's address from a header (`None`: not a header of this process).
+    pub(crate) fn parse(&self, bytes: &[u8]) -> Option<IpAddr> {
+        let header = bytes.get(..HEADER_LEN)?;
+        // Constant time over the secret.
+        let diff = header[8..24].iter().zip(&self.0).fold(0u8, |d, (a, b)| d | (a ^ b));
+        if &header[..8] != MAGIC || diff != 0 {
+            return None;
+        }
+        let octets: [u8; 16] = header[24..].try_into().ok()?;
+        Some(Ipv6Addr::from(octets).to_canonical())
+    }
+}
+
+/// Accepts on `public` and relays every connection to `internal` (rumqttd), header first. Runs forever.
+pub(crate) async fn relay(public: TcpListener, internal: SocketAddr, secret: Secret, max_connections: usize) {
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    loop {
+        let (client, peer) = match public.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                // E.g. out of file descriptors: do not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::info!(%peer, "connection refused: max_connections relayed");
+            continue;
+        };
+        let header = secret.header(peer.ip());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut client = client;
+            let Ok(mut inner) = TcpStream::connect(internal).await else { return };
+            let _ = (client.set_nodelay(true), inner.set_nodelay(true));
+            if inner.write_all(&header).await.is_err() {
+                return;
+            }
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut inner).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip_and_need_the_secret() {
+        let (a, b) = (Secret::random(), Secret::random());
+        for ip in ["127.0.0.2", "2001:db8::7"] {
+            let ip: IpAddr = ip.parse().expect("an address");
+            assert_eq!(a.parse(&a.header(ip)), Some(ip));
+            assert_eq!(b.parse(&a.header(ip)), None);
+        }
+        assert_eq!(a.parse(&[0x10, 0, 0, 0]), None);
+    }
+}
