@@ -1,5 +1,6 @@
-//! `smqtt-broker --config broker.toml`: the embedded SMQTT broker. Exit codes: 0 never (it runs until killed),
-//! 1 the broker could not start, 2 bad command line or configuration. Errors are one line on stderr.
+//! `smqtt-broker --config broker.toml`: the embedded SMQTT broker. It runs until SIGTERM or SIGINT, then stops
+//! (`smqtt-broker: stopping (SIGTERM)` on stderr). Exit codes: 0 stopped by a signal, 1 the broker could not
+//! start, 2 bad command line or configuration. Errors are one line on stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,7 +59,34 @@ fn main() -> ExitCode {
         show(broker.v5),
         show(broker.metrics)
     );
-    loop {
-        std::thread::park();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("smqtt-broker: cannot wait for signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(stop_signal()) {
+        Ok(signal) => {
+            // rumqttd keeps its state in memory and has no shutdown of its own: leaving the process ends its
+            // threads; everything logged is already written (stderr is unbuffered).
+            tracing::info!(signal, "smqtt-broker stopping");
+            eprintln!("smqtt-broker: stopping ({signal})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("smqtt-broker: cannot wait for signals: {e}");
+            ExitCode::from(1)
+        }
     }
+}
+
+/// The first of SIGTERM and SIGINT, by name.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
+    Ok(tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    })
 }
