@@ -265,3 +265,77 @@ fn refused_connects_are_reported_and_a_stale_credential_is_renewed() {
     assert!(stderr(&out).contains("renewing failed"), "{}", stderr(&out));
     assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
 }
+
+/// A loopback TCP relay to `target` whose connections can be cut (the broker seems to drop its clients).
+struct Relay {
+    port: u16,
+    live: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    fn to(target: std::net::SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let live = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tracked = live.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(server) = std::net::TcpStream::connect(target) else { continue };
+                let pipes = [(client.try_clone(), server.try_clone()), (server.try_clone(), client.try_clone())];
+                for (from, to) in pipes {
+                    if let (Ok(mut from), Ok(mut to)) = (from, to) {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut to);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+                tracked.lock().expect("relay").extend([client, server]);
+            }
+        });
+        Relay { port, live }
+    }
+
+    fn cut(&self) {
+        for stream in self.live.lock().expect("relay").drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn a_running_sub_reports_the_lost_connection_and_ends_when_its_reconnect_is_refused() {
+    let world = common::World::new("127.0.0.1:1".parse().expect("addr"));
+    let victim = store_of(&world, "cli-victim", "role:operator", &[]);
+    let dir = tempfile::tempdir().expect("dir");
+    let gate = format!(
+        "[v4]\nlisten = \"127.0.0.1:0\"\n[gate.authority]\nverifying_key = {:?}\nurl = {:?}\nepoch_poll_secs = 1\n\
+         [gate.topics]\nprotected = [\"t/#\"]\n",
+        world.dir.path().join("authority/authority.pub"),
+        world.authority_url
+    );
+    let config = smqtt_broker::BrokerConfig::from_toml_str(&gate, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let broker = smqtt_broker::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let relay = Relay::to(broker.v4.expect("v4"));
+    let mut sub = Sub::start(&victim, relay.port, "cli-victim", &[]);
+
+    // Revoked while connected; then the connection drops and every reconnect is refused.
+    world.admin.revoke_device("cli-victim").expect("revoke");
+    std::thread::sleep(Duration::from_millis(2500));
+    relay.cut();
+    let lost = sub.stderr.recv_timeout(WAIT).expect("a line about the lost connection");
+    assert!(String::from_utf8_lossy(&lost).ends_with("; reconnecting"), "{}", String::from_utf8_lossy(&lost));
+    let started = Instant::now();
+    let exit = loop {
+        if let Some(exit) = sub.child.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(started.elapsed() < WAIT, "a revoked sub kept retrying");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(exit.code(), Some(1));
+    let last = sub.stderr.recv_timeout(WAIT).expect("the reason");
+    let last = String::from_utf8_lossy(&last);
+    assert!(last.contains("refused the connection") && last.contains("renewing failed"), "{last}");
+}
