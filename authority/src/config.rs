@@ -259,6 +259,8 @@ impl Default for Limits {
 
 impl Limits {
     fn check(&self) -> Result<()> {
+        const MAX_TIMEOUT_SECS: u64 = 86_400;
+        const MAX_COUNT: usize = 1_000_000;
         if self.body_bytes < 1024 || self.request_timeout_secs == 0 {
             return Err(Error::Config("limits.body_bytes must be >= 1024 and request_timeout_secs > 0".into()));
         }
@@ -270,6 +272,16 @@ impl Limits {
                  max_connections and max_connections_per_ip must be > 0"
                     .into(),
             ));
+        }
+        // Upper bounds: a timeout meant as "never" would overflow the clock arithmetic, a count beyond these
+        // would not be a bound.
+        if timeouts.iter().chain([&self.request_timeout_secs]).any(|&t| t > MAX_TIMEOUT_SECS)
+            || counts.iter().any(|&c| c > MAX_COUNT)
+        {
+            return Err(Error::Config(format!(
+                "limits: timeouts must be at most {MAX_TIMEOUT_SECS} s and rate_tracked_clients, max_connections \
+                 and max_connections_per_ip at most {MAX_COUNT}"
+            )));
         }
         Ok(())
     }

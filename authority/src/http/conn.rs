@@ -3,7 +3,10 @@
 //! Every connection is bounded, whatever the client does:
 //!
 //! * **Connections in all**: at most `max_connections` are open; at the limit the loop stops accepting (new
-//!   connections wait in the kernel's listen backlog) until one closes.
+//!   connections wait in the kernel's listen backlog, first come first served) and, every
+//!   [`PRESSURE_EVERY`], closes every connection that handles no request and is older than
+//!   [`PRESSURE_MIN_AGE`] (idle keep-alive, a head not sent in time): nobody keeps a slot between requests
+//!   while others wait, so a few addresses cannot hold every slot with cheap keep-alive requests.
 //! * **Connections per client**: at most `max_per_client` from one IPv4 address or IPv6 /64 (the rate
 //!   limiter's key); further ones are closed as soon as they are accepted, so one address cannot take all.
 //! * **TLS handshake**: done in the connection's own task (a slow handshake never holds up the loop) and
@@ -13,8 +16,13 @@
 //!   complete head by then (sending nothing, or a byte at a time) is closed; so is an idle keep-alive
 //!   connection. A head is at most [`MAX_HEAD_BYTES`].
 //! * **Stalls**: a connection on which no request is being handled and no byte has moved in either direction
-//!   for `idle_timeout` is closed (e.g. a client that stopped reading its response). While a request is being
-//!   handled, the router's `request_timeout_secs` bounds it (body reading included).
+//!   for `idle_timeout` is closed. While a request is being handled, the router's `request_timeout_secs` bounds
+//!   it (body reading included). Output the client does not take: once a write could not hand over all it had
+//!   (the client reads slower than we answer, e.g. pipelined requests read a few bytes at a time), the
+//!   connection has `idle_timeout` to take everything, or it is closed, whatever trickles meanwhile.
+//! * **Lifetime**: a connection lives at most [`LIFETIME_IDLE_TIMEOUTS`] × `idle_timeout` (2 minutes by
+//!   default): then it finishes the request it is in and closes, so no pattern of trickles (a client reading a
+//!   pipeline of answers a few bytes at a time) holds a slot for longer.
 //!
 //! Shutdown: the loop stops accepting, every connection finishes the request it is in and closes, and the
 //! loop waits for them all, for at most `grace` if one is given (then the rest are closed).
@@ -36,7 +44,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
 use super::limiter::ClientKey;
@@ -45,6 +53,14 @@ use super::limiter::ClientKey;
 pub(crate) const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Pause after an accept error that is not about one connection (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// At the connection limit, how often idle connections are told to make room.
+pub(crate) const PRESSURE_EVERY: Duration = Duration::from_millis(500);
+/// Connections younger than this are spared at the limit (their first request head is on its way).
+pub(crate) const PRESSURE_MIN_AGE: Duration = Duration::from_secs(1);
+/// A connection's lifetime, in idle timeouts.
+pub(crate) const LIFETIME_IDLE_TIMEOUTS: u32 = 8;
+/// The longest timeout used (larger configured ones are cut to it: no clock arithmetic overflows).
+const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// The bounds of [the module documentation](self), from `[limits]`.
 #[derive(Clone, Debug)]
@@ -59,10 +75,10 @@ pub(super) struct ConnLimits {
 impl ConnLimits {
     pub(super) fn new(limits: &crate::Limits) -> ConnLimits {
         ConnLimits {
-            header_timeout: Duration::from_secs(limits.header_timeout_secs.max(1)),
-            idle_timeout: Duration::from_secs(limits.idle_timeout_secs.max(1)),
-            handshake_timeout: Duration::from_secs(limits.tls_handshake_timeout_secs.max(1)),
-            max_connections: limits.max_connections.max(1),
+            header_timeout: Duration::from_secs(limits.header_timeout_secs.max(1)).min(MAX_TIMEOUT),
+            idle_timeout: Duration::from_secs(limits.idle_timeout_secs.max(1)).min(MAX_TIMEOUT),
+            handshake_timeout: Duration::from_secs(limits.tls_handshake_timeout_secs.max(1)).min(MAX_TIMEOUT),
+            max_connections: limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
             max_per_client: limits.max_connections_per_ip.max(1),
         }
     }
@@ -123,26 +139,57 @@ impl Drop for Slot {
     }
 }
 
-/// When a connection last moved a byte, and how many of its requests are being handled.
+/// When a connection last moved a byte, since when its output waits for the client, and how many of its
+/// requests are being handled.
 #[derive(Debug)]
 struct Activity {
     born: Instant,
     last_io_millis: AtomicU64,
+    /// Milliseconds since `born` + 1 when a write first could not hand over everything; 0: nothing waits.
+    backlogged_since: AtomicU64,
     in_flight: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Activity {
-        Activity { born: Instant::now(), last_io_millis: AtomicU64::new(0), in_flight: AtomicUsize::new(0) }
+        Activity {
+            born: Instant::now(),
+            last_io_millis: AtomicU64::new(0),
+            backlogged_since: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn touch(&self) {
-        let millis = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_io_millis.store(millis, Ordering::Relaxed);
+        self.last_io_millis.store(self.millis(), Ordering::Relaxed);
+    }
+
+    /// A write handed over `written` of `offered` bytes (or none: `Pending`).
+    fn wrote(&self, written: usize, offered: usize) {
+        if written > 0 {
+            self.touch();
+        }
+        if written >= offered {
+            self.backlogged_since.store(0, Ordering::Relaxed);
+        } else if self.backlogged_since.load(Ordering::Relaxed) == 0 {
+            self.backlogged_since.store(self.millis().saturating_add(1), Ordering::Relaxed);
+        }
+    }
+
+    /// Since when output has waited for the client, if it does.
+    fn backlogged(&self) -> Option<Instant> {
+        match self.backlogged_since.load(Ordering::Relaxed) {
+            0 => None,
+            at => self.born.checked_add(Duration::from_millis(at - 1)),
+        }
     }
 
     fn last_io(&self) -> Instant {
-        self.born + Duration::from_millis(self.last_io_millis.load(Ordering::Relaxed))
+        self.born.checked_add(Duration::from_millis(self.last_io_millis.load(Ordering::Relaxed))).unwrap_or(self.born)
     }
 
     fn busy(&self) -> bool {
@@ -187,8 +234,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        match polled {
+            Poll::Ready(Ok(n)) => self.activity.wrote(n, buf.len()),
+            Poll::Pending => self.activity.wrote(0, buf.len()),
+            Poll::Ready(Err(_)) => {}
         }
         polled
     }
@@ -199,8 +248,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+        let offered = bufs.iter().map(|b| b.len()).sum();
+        match polled {
+            Poll::Ready(Ok(n)) => self.activity.wrote(n, offered),
+            Poll::Pending => self.activity.wrote(0, offered),
+            Poll::Ready(Err(_)) => {}
         }
         polled
     }
@@ -225,6 +277,8 @@ struct Shared {
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: ConnLimits,
     phase: watch::Receiver<Phase>,
+    /// Woken while the connection limit is reached: idle connections make room.
+    pressure: Arc<Notify>,
 }
 
 /// Serves `router` on `listener` (over TLS with `tls`) within the bounds of `limits` until `shutdown`
@@ -240,16 +294,22 @@ pub(super) async fn run(
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient { max: limits.max_per_client, open: Mutex::new(HashMap::new()) });
-    let shared = Shared { router, tls: tls.map(tokio_rustls::TlsAcceptor::from), limits, phase: phase_rx };
+    let pressure = Arc::new(Notify::new());
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+    let shared = Shared { router, tls, limits, phase: phase_rx, pressure: pressure.clone() };
     let mut shutdown = pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
+        let permit = loop {
+            tokio::select! {
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => break Some(permit),
+                    Err(_) => break None,
+                },
+                () = tokio::time::sleep(PRESSURE_EVERY) => pressure.notify_waiters(),
+                () = &mut shutdown => break None,
+            }
         };
+        let Some(permit) = permit else { break };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
@@ -340,7 +400,13 @@ where
             draining = true;
             conn.as_mut().graceful_shutdown();
         }
-        let check = if activity.busy() { Instant::now() + idle } else { activity.last_io() + idle };
+        let mut check = if activity.busy() { Instant::now() + idle } else { activity.last_io() + idle };
+        if let Some(backlogged) = activity.backlogged() {
+            check = check.min(backlogged + idle);
+        }
+        if !draining {
+            check = check.min(activity.born + idle * LIFETIME_IDLE_TIMEOUTS);
+        }
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(error) = result {
@@ -356,6 +422,24 @@ where
             () = tokio::time::sleep_until(check.into()) => {
                 if !activity.busy() && activity.last_io().elapsed() >= idle {
                     tracing::debug!(%remote, "connection closed: idle");
+                    return;
+                }
+                if activity.backlogged().is_some_and(|since| since.elapsed() >= idle) {
+                    tracing::debug!(%remote, "connection closed: the client does not take its answers");
+                    return;
+                }
+                if !draining && activity.born.elapsed() >= idle * LIFETIME_IDLE_TIMEOUTS {
+                    if !activity.busy() {
+                        tracing::debug!(%remote, "connection closed: lifetime over");
+                        return;
+                    }
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+            () = shared.pressure.notified() => {
+                if !activity.busy() && activity.born.elapsed() >= PRESSURE_MIN_AGE {
+                    tracing::debug!(%remote, "connection closed: making room at the connection limit");
                     return;
                 }
             }
