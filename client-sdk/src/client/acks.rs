@@ -4,10 +4,15 @@
 //! to it, and the broker's PUBACK / PUBCOMP (SUBACK) by packet id. So every request the SDK hands over queues one
 //! slot here, in the same order (see [`Acks::handing_over`]); the outgoing event binds the oldest queued slot to
 //! its packet id, the acknowledgement resolves it. A slot resolves `Ok` only on the broker's acknowledgement (for
-//! QoS 0: once the packet was written to the socket). Whenever the connection fails, every slot not yet bound
-//! fails, and so does every bound one unless the session is kept (`clean_session = false`): the outcome of those
-//! is unknown, and "unknown" must not read as "acknowledged" (a sender may retry, at the risk of a duplicate).
-//! A CONNACK without a kept session fails what is still bound. Bounded: slots exist only for requests
+//! QoS 0: once the packet was written to the socket); "unknown" never reads as "acknowledged" (a sender may
+//! retry, at the risk of a duplicate).
+//!
+//! Reconnects follow what rumqttc does with its requests. When a live connection fails, rumqttc moves what was
+//! in flight and every request still queued to its pending list, re-sent after a CONNACK that kept the session
+//! and dropped after one that did not; a failed connection *attempt* leaves its queue as it is. So: a lost live
+//! connection fails the bound slots at once unless the session is kept (`clean_session = false`), and marks the
+//! queued ones; a CONNACK without a kept session fails the bound and the marked ones (requests queued after the
+//! loss are sent on the new connection and keep their slots, in order). Bounded: slots exist only for requests
 //! in rumqttc's bounded queue and in flight (at most 65 535 packet ids).
 
 use std::collections::{HashMap, VecDeque};
@@ -27,6 +32,8 @@ type Slot = Option<oneshot::Sender<Outcome>>;
 struct Pending {
     queued: VecDeque<Slot>,
     bound: HashMap<u16, Slot>,
+    /// How many of the oldest queued slots rumqttc drops unless the next CONNACK keeps the session.
+    lost_without_session: usize,
 }
 
 impl Pending {
@@ -50,8 +57,8 @@ impl Pending {
         }
     }
 
-    fn fail_queued(&mut self, why: &str) {
-        for slot in self.queued.drain(..) {
+    fn fail_queued(&mut self, how_many: usize, why: &str) {
+        for slot in self.queued.drain(..how_many.min(self.queued.len())) {
             resolve(slot, Err(Error::NotAcknowledged(why.to_owned())));
         }
     }
@@ -74,6 +81,8 @@ fn resolve(slot: Slot, outcome: Outcome) {
 pub(super) struct Acks {
     publishes: Mutex<Pending>,
     subscribes: Mutex<Pending>,
+    /// Whether the connection is up (a CONNACK came, no failure since).
+    up: std::sync::atomic::AtomicBool,
 }
 
 /// Which request kind.
@@ -113,23 +122,41 @@ impl Acks {
         self.pending(kind).acknowledged(pkid, outcome);
     }
 
-    /// The connection failed: see the module docs.
+    /// The connection (or an attempt at it) failed: see the module docs.
     pub(super) fn connection_lost(&self, session_kept: bool, why: &str) {
+        if !self.up.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return; // an attempt: rumqttc keeps its queue as it is
+        }
         for kind in [Kind::Publish, Kind::Subscribe] {
             let mut pending = self.pending(kind);
-            pending.fail_queued(why);
+            pending.lost_without_session = pending.queued.len();
             if !session_kept {
                 pending.fail_bound(why);
             }
         }
     }
 
-    /// A CONNACK: without a session present, nothing in flight will be retransmitted.
+    /// A CONNACK: without a session present, nothing from before the loss will be sent again.
     pub(super) fn connected(&self, session_present: bool) {
-        if !session_present {
-            for kind in [Kind::Publish, Kind::Subscribe] {
-                self.pending(kind).fail_bound("the broker did not keep the session; it was not acknowledged");
+        self.up.store(true, std::sync::atomic::Ordering::Release);
+        for kind in [Kind::Publish, Kind::Subscribe] {
+            let mut pending = self.pending(kind);
+            let lost = std::mem::take(&mut pending.lost_without_session);
+            if !session_present {
+                let why = "the connection was lost and the broker did not keep the session";
+                pending.fail_bound(why);
+                pending.fail_queued(lost, why);
             }
+        }
+    }
+
+    /// The client stopped: nothing is sent or acknowledged any more.
+    pub(super) fn stopped(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::Release);
+        for kind in [Kind::Publish, Kind::Subscribe] {
+            let mut pending = self.pending(kind);
+            pending.fail_bound("the MQTT client stopped");
+            pending.fail_queued(usize::MAX, "the MQTT client stopped");
         }
     }
 }
@@ -195,23 +222,36 @@ mod tests {
     #[tokio::test]
     async fn a_lost_connection_never_reads_as_acknowledged() {
         let acks = Acks::default();
+        acks.connected(false);
         let (sent, queued) = (waiting(&acks, Kind::Publish), waiting(&acks, Kind::Publish));
         acks.outgoing(Kind::Publish, 3);
         acks.connection_lost(false, "connection reset");
         acks.acknowledged(Kind::Publish, 3, Ok(())); // too late: already failed
         assert!(matches!(outcome(sent).await, Err(Error::NotAcknowledged(_))));
+        // Queued during the outage: sent on the new connection, in order, after the dropped one failed.
+        let later = waiting(&acks, Kind::Publish);
+        acks.connection_lost(false, "connection refused"); // an attempt: changes nothing
+        acks.connected(false);
         assert!(matches!(outcome(queued).await, Err(Error::NotAcknowledged(_))));
+        acks.outgoing(Kind::Publish, 1);
+        acks.acknowledged(Kind::Publish, 1, Ok(()));
+        assert!(outcome(later).await.is_ok());
 
-        // A kept session: what was in flight may still be acknowledged after the reconnect, unless the broker
-        // says it kept nothing.
-        let (kept, dropped) = (waiting(&acks, Kind::Publish), waiting(&acks, Kind::Subscribe));
+        // A kept session: what was in flight and queued is sent again after the reconnect, in order.
+        let (kept, requeued) = (waiting(&acks, Kind::Publish), waiting(&acks, Kind::Publish));
+        let dropped = waiting(&acks, Kind::Subscribe);
         acks.outgoing(Kind::Publish, 4);
         acks.outgoing(Kind::Subscribe, 5);
         acks.connection_lost(true, "connection reset");
         acks.connected(true);
-        acks.outgoing(Kind::Publish, 4);
+        acks.outgoing(Kind::Publish, 4); // retransmitted
+        acks.outgoing(Kind::Publish, 6);
         acks.acknowledged(Kind::Publish, 4, Ok(()));
+        acks.acknowledged(Kind::Publish, 6, Ok(()));
         assert!(outcome(kept).await.is_ok());
+        assert!(outcome(requeued).await.is_ok());
+        // …unless the broker says it kept nothing.
+        acks.connection_lost(true, "connection reset");
         acks.connected(false);
         assert!(matches!(outcome(dropped).await, Err(Error::NotAcknowledged(_))));
     }

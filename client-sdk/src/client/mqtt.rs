@@ -140,7 +140,7 @@ impl Mqtt {
     /// The event loop ended: hand-overs fail from now on, and so does every acknowledgement still awaited.
     pub(super) fn stopped(&self) {
         self.done.store(true, Ordering::Release);
-        self.acks.connection_lost(false, "the MQTT client stopped");
+        self.acks.stopped();
     }
 
     pub(super) async fn disconnect(&self) {
