@@ -384,11 +384,7 @@ impl SmqttClient {
     /// # Errors
     /// [`Error::Topic`], [`Error::Closed`].
     pub async fn subscribe(&self, filter: &str, qos_level: u8) -> Result<(), Error> {
-        smqtt_wire::TopicFilter::new(filter).map_err(|e| Error::Topic(e.to_string()))?;
-        if let Ok(mut filters) = self.filters.lock() {
-            filters.push((filter.to_owned(), qos_level.min(2)));
-        }
-        self.mqtt.subscribe(filter, qos_level, false).await.map(drop)
+        self.subscribe_filter(filter, qos_level, false).await.map(drop)
     }
 
     /// [`subscribe`](Self::subscribe), returning the broker's SUBACK as an [`Acknowledgement`]
@@ -397,11 +393,20 @@ impl SmqttClient {
     /// # Errors
     /// As [`subscribe`](Self::subscribe).
     pub async fn subscribe_acknowledged(&self, filter: &str, qos_level: u8) -> Result<Acknowledgement, Error> {
+        self.subscribe_filter(filter, qos_level, true).await?.ok_or(Error::Closed)
+    }
+
+    async fn subscribe_filter(
+        &self,
+        filter: &str,
+        qos_level: u8,
+        wanted: bool,
+    ) -> Result<Option<Acknowledgement>, Error> {
         smqtt_wire::TopicFilter::new(filter).map_err(|e| Error::Topic(e.to_string()))?;
         if let Ok(mut filters) = self.filters.lock() {
             filters.push((filter.to_owned(), qos_level.min(2)));
         }
-        self.mqtt.subscribe(filter, qos_level, true).await?.ok_or(Error::Closed)
+        self.mqtt.subscribe(filter, qos_level, wanted).await
     }
 
     /// The authority epoch this client currently publishes for and accepts from.

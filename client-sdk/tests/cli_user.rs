@@ -234,20 +234,25 @@ fn unescaped(text: &[u8]) -> Vec<u8> {
     out
 }
 
-#[test]
-fn refused_connects_are_reported_and_a_stale_credential_is_renewed() {
-    let world = common::World::new("127.0.0.1:1".parse().expect("addr"));
-    let stale = store_of(&world, "cli-stale", "role:sensor", &["t/#"]);
-    let gone = store_of(&world, "cli-gone", "role:operator", &[]);
-    let dir = tempfile::tempdir().expect("dir");
+/// smqtt-broker with the gate, following the authority's epoch every second; `t/#` protected.
+fn gated_broker(world: &common::World, dir: &Path) -> smqtt_broker::RunningBroker {
     let gate = format!(
         "[v4]\nlisten = \"127.0.0.1:0\"\n[gate.authority]\nverifying_key = {:?}\nurl = {:?}\nepoch_poll_secs = 1\n\
          [gate.topics]\nprotected = [\"t/#\"]\n",
         world.dir.path().join("authority/authority.pub"),
         world.authority_url
     );
-    let config = smqtt_broker::BrokerConfig::from_toml_str(&gate, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let broker = smqtt_broker::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let config = smqtt_broker::BrokerConfig::from_toml_str(&gate, dir).unwrap_or_else(|e| panic!("{e}"));
+    smqtt_broker::start(config).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn refused_connects_are_reported_and_a_stale_credential_is_renewed() {
+    let world = common::World::new("127.0.0.1:1".parse().expect("addr"));
+    let stale = store_of(&world, "cli-stale", "role:sensor", &["t/#"]);
+    let gone = store_of(&world, "cli-gone", "role:operator", &[]);
+    let dir = tempfile::tempdir().expect("dir");
+    let broker = gated_broker(&world, dir.path());
     let port = broker.v4.expect("v4").port().to_string();
 
     // The administrator revokes one device: the epoch moves on, the broker follows within its poll interval.
@@ -309,14 +314,7 @@ fn a_running_sub_reports_the_lost_connection_and_ends_when_its_reconnect_is_refu
     let world = common::World::new("127.0.0.1:1".parse().expect("addr"));
     let victim = store_of(&world, "cli-victim", "role:operator", &[]);
     let dir = tempfile::tempdir().expect("dir");
-    let gate = format!(
-        "[v4]\nlisten = \"127.0.0.1:0\"\n[gate.authority]\nverifying_key = {:?}\nurl = {:?}\nepoch_poll_secs = 1\n\
-         [gate.topics]\nprotected = [\"t/#\"]\n",
-        world.dir.path().join("authority/authority.pub"),
-        world.authority_url
-    );
-    let config = smqtt_broker::BrokerConfig::from_toml_str(&gate, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let broker = smqtt_broker::start(config).unwrap_or_else(|e| panic!("{e}"));
+    let broker = gated_broker(&world, dir.path());
     let relay = Relay::to(broker.v4.expect("v4"));
     let mut sub = Sub::start(&victim, relay.port, "cli-victim", &[]);
 
