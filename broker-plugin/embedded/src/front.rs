@@ -7,7 +7,8 @@
 //! their clients have no known address, and the gate treats them all as one source.
 //!
 //! Bound: at most `[limits] max_connections` relayed connections at once (further ones are closed on accept,
-//! as rumqttd would refuse them anyway); each costs two sockets and one task.
+//! as rumqttd would refuse them anyway); each costs two sockets and one task, and ends as soon as either side
+//! does (rumqttd's connection timeout and keep-alive bound an idle client).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -89,9 +90,23 @@ pub(crate) async fn relay(public: TcpListener, internal: SocketAddr, secret: Sec
             if inner.write_all(&header).await.is_err() {
                 return;
             }
-            let _ = tokio::io::copy_bidirectional(&mut client, &mut inner).await;
+            relay_until_either_ends(client, inner).await;
         });
     }
+}
+
+/// Copies both ways until *either* side ends, then closes both: when rumqttd drops a client (no CONNECT within
+/// `connection_timeout_ms`, a refused CONNECT, keep-alive), the client's socket and its slot go with it, even if
+/// the client never closes its half.
+async fn relay_until_either_ends(mut client: TcpStream, mut inner: TcpStream) {
+    let (mut from_client, mut to_client) = client.split();
+    let (mut from_inner, mut to_inner) = inner.split();
+    tokio::select! {
+        _ = tokio::io::copy(&mut from_client, &mut to_inner) => {}
+        _ = tokio::io::copy(&mut from_inner, &mut to_client) => {}
+    }
+    let _ = to_client.shutdown().await;
+    let _ = to_inner.shutdown().await;
 }
 
 #[cfg(test)]
