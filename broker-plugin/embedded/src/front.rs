@@ -84,7 +84,6 @@ pub(crate) async fn relay(public: TcpListener, internal: SocketAddr, secret: Sec
         let header = secret.header(peer.ip());
         tokio::spawn(async move {
             let _slot = slot;
-            let mut client = client;
             let Ok(mut inner) = TcpStream::connect(internal).await else { return };
             let _ = (client.set_nodelay(true), inner.set_nodelay(true));
             if inner.write_all(&header).await.is_err() {
