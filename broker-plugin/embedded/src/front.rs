@@ -3,8 +3,9 @@
 //! and relays each to rumqttd's own listener on a loopback port, first writing a header that names the client's
 //! address: `SMQTTPX1`, a per-process random secret (16 bytes), the address (16 bytes, IPv4 mapped). The guard
 //! reads and checks the header before any MQTT byte; a connection without it (say, a local process dialling the
-//! loopback port directly) is closed. TLS listeners are not relayed (rumqttd terminates TLS on its own socket):
-//! their clients have no known address, and the gate treats them all as one source.
+//! loopback port directly) is closed. On a TLS listener the front door also terminates TLS (rustls, the
+//! listener's `certpath`/`keypath`, handshake within `connection_timeout_ms`) and relays the plaintext, so TLS
+//! clients are told apart by address too.
 //!
 //! Bound: at most `[limits] max_connections` relayed connections at once (further ones are closed on accept,
 //! as rumqttd would refuse them anyway); each costs two sockets and one task, and ends as soon as either side
@@ -14,7 +15,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use rand_core::RngCore;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -64,8 +65,39 @@ impl Secret {
     }
 }
 
+/// How the front door accepts: plain TCP, or TLS with this acceptor and handshake bound.
+#[derive(Clone)]
+pub(crate) enum Entry {
+    Plain,
+    Tls { acceptor: tokio_rustls::TlsAcceptor, handshake: std::time::Duration },
+}
+
+/// A TLS acceptor for the PEM chain and key at these paths (TLS 1.2/1.3, ring).
+pub(crate) fn tls_acceptor(
+    certpath: &std::path::Path,
+    keypath: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(certpath)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", certpath.display()))?;
+    let key = PrivateKeyDer::from_pem_file(keypath).map_err(|e| format!("{}: {e}", keypath.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(certs, key))
+        .map_err(|e| format!("TLS: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Accepts on `public` and relays every connection to `internal` (rumqttd), header first. Runs forever.
-pub(crate) async fn relay(public: TcpListener, internal: SocketAddr, secret: Secret, max_connections: usize) {
+pub(crate) async fn relay(
+    public: TcpListener,
+    entry: Entry,
+    internal: SocketAddr,
+    secret: Secret,
+    max_connections: usize,
+) {
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
         let (client, peer) = match public.accept().await {
@@ -82,24 +114,40 @@ pub(crate) async fn relay(public: TcpListener, internal: SocketAddr, secret: Sec
             continue;
         };
         let header = secret.header(peer.ip());
+        let entry = entry.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let Ok(mut inner) = TcpStream::connect(internal).await else { return };
-            let _ = (client.set_nodelay(true), inner.set_nodelay(true));
-            if inner.write_all(&header).await.is_err() {
-                return;
+            let _ = client.set_nodelay(true);
+            match entry {
+                Entry::Plain => connect_inner(client, internal, &header).await,
+                Entry::Tls { acceptor, handshake } => {
+                    match tokio::time::timeout(handshake, acceptor.accept(client)).await {
+                        Ok(Ok(client)) => connect_inner(client, internal, &header).await,
+                        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
-            relay_until_either_ends(client, inner).await;
         });
     }
+}
+
+/// Connects to rumqttd, sends the header, relays.
+async fn connect_inner<S: AsyncRead + AsyncWrite + Unpin>(client: S, internal: SocketAddr, header: &[u8]) {
+    let Ok(mut inner) = TcpStream::connect(internal).await else { return };
+    let _ = inner.set_nodelay(true);
+    if inner.write_all(header).await.is_err() {
+        return;
+    }
+    relay_until_either_ends(client, inner).await;
 }
 
 /// Copies both ways until *either* side ends, then closes both: when rumqttd drops a client (no CONNECT within
 /// `connection_timeout_ms`, a refused CONNECT, keep-alive), the client's socket and its slot go with it, even if
 /// the client never closes its half.
-async fn relay_until_either_ends(mut client: TcpStream, mut inner: TcpStream) {
-    let (mut from_client, mut to_client) = client.split();
-    let (mut from_inner, mut to_inner) = inner.split();
+async fn relay_until_either_ends<S: AsyncRead + AsyncWrite + Unpin>(client: S, inner: TcpStream) {
+    let (mut from_client, mut to_client) = tokio::io::split(client);
+    let (mut from_inner, mut to_inner) = tokio::io::split(inner);
     tokio::select! {
         _ = tokio::io::copy(&mut from_client, &mut to_inner) => {}
         _ = tokio::io::copy(&mut from_inner, &mut to_client) => {}

@@ -36,9 +36,9 @@
 //! plain PUBREC and is dropped. A refused SUBSCRIBE filter gets 0x80 (v3.1.1) or 0x87/0x8F (v5) in the SUBACK.
 //! A refused will refuses the CONNECT. Protocol violations close the connection.
 //!
-//! With legacy clients configured, plain-TCP listeners are accepted by the broker itself and relayed to rumqttd on a loopback port behind an
-//! authenticated header naming the client's address (`front.rs`), so the gate can throttle password guessing
-//! per source; TLS listeners are accepted by rumqttd, and their clients share one "unknown" source.
+//! With legacy clients configured, every listener is accepted by the broker itself (TLS terminated there) and
+//! relayed to rumqttd on a loopback port behind an authenticated header naming the client's address
+//! (`front.rs`), so the gate can throttle password guessing per source.
 //!
 //! rumqttd has no shutdown: the broker's threads run until the process exits.
 
@@ -143,9 +143,17 @@ fn router_config(limits: &Limits) -> RouterConfig {
     }
 }
 
-fn server_settings(config: &BrokerConfig, name: &str, listener: &ListenerConfig, addr: SocketAddr) -> ServerSettings {
+/// rumqttd's settings for `listener`, listening on `addr`; `behind_front`: on the front door's loopback port
+/// (plain TCP: the front door terminates any TLS).
+fn server_settings(
+    config: &BrokerConfig,
+    name: &str,
+    listener: &ListenerConfig,
+    addr: SocketAddr,
+    behind_front: bool,
+) -> ServerSettings {
     let limits = &config.limits;
-    let tls = listener.tls.as_ref().map(|t| TlsConfig::Rustls {
+    let tls = listener.tls.as_ref().filter(|_| !behind_front).map(|t| TlsConfig::Rustls {
         capath: None,
         certpath: config.resolve(&t.certpath).display().to_string(),
         keypath: config.resolve(&t.keypath).display().to_string(),
@@ -197,21 +205,29 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
     let mut bound: HashMap<&str, SocketAddr> = HashMap::new();
     for (name, listener) in [("v4", &config.v4), ("v5", &config.v5)] {
         let Some(listener) = listener else { continue };
-        // Plain TCP with legacy clients configured: the front door accepts on the public address (so the gate
-        // learns each client's address to throttle password guessing) and relays to rumqttd on a loopback port.
-        // Otherwise (nothing to throttle per address, or TLS) rumqttd accepts itself (see `front.rs`).
-        let (addr, front) = if listener.tls.is_none() && gate.checks_passwords() {
+        // With legacy clients configured the front door accepts on the public address (plain TCP, or TLS it
+        // terminates itself), so the gate learns each client's address to throttle password guessing, and relays
+        // to rumqttd on a loopback port. Otherwise rumqttd accepts itself (see `front.rs`).
+        let (addr, front) = if gate.checks_passwords() {
             let bind_error = |e: std::io::Error| Error::Bind { addr: listener.listen, message: e.to_string() };
             let public = TcpListener::bind(listener.listen).map_err(bind_error)?;
             public.set_nonblocking(true).map_err(bind_error)?;
             let addr = public.local_addr().map_err(bind_error)?;
             let internal = concrete(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-            (addr, Some((public, internal, front::Secret::random())))
+            let entry = match &listener.tls {
+                None => front::Entry::Plain,
+                Some(tls) => front::Entry::Tls {
+                    acceptor: front::tls_acceptor(&config.resolve(&tls.certpath), &config.resolve(&tls.keypath))
+                        .map_err(Error::Config)?,
+                    handshake: std::time::Duration::from_millis(config.limits.connection_timeout_ms.max(1).into()),
+                },
+            };
+            (addr, Some((public, entry, internal, front::Secret::random())))
         } else {
             (concrete(listener.listen)?, None)
         };
-        let internal = front.as_ref().map(|(_, internal, _)| *internal);
-        let settings = server_settings(&config, name, listener, internal.unwrap_or(addr));
+        let internal = front.as_ref().map(|(_, _, internal, _)| *internal);
+        let settings = server_settings(&config, name, listener, internal.unwrap_or(addr), internal.is_some());
         let max_connections = config.limits.max_connections;
         let tx = router_tx.clone();
         let gate = gate.clone();
@@ -225,11 +241,11 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
                     Err(e) => return tracing::error!(error = %e, "cannot build the listener runtime"),
                 };
                 runtime.block_on(async move {
-                    let secret = front.as_ref().map(|(_, _, secret)| secret.clone());
-                    if let Some((public, internal, secret)) = front {
+                    let secret = front.as_ref().map(|(_, _, _, secret)| secret.clone());
+                    if let Some((public, entry, internal, secret)) = front {
                         match tokio::net::TcpListener::from_std(public) {
                             Ok(public) => {
-                                tokio::spawn(front::relay(public, internal, secret, max_connections));
+                                tokio::spawn(front::relay(public, entry, internal, secret, max_connections));
                             }
                             Err(e) => return tracing::error!(error = %e, "cannot use the listener"),
                         }
