@@ -31,10 +31,10 @@ struct Fixed([u8; 32]);
 
 impl RngCore for Fixed {
     fn next_u32(&mut self) -> u32 {
-        unimplemented!()
+        u32::from_le_bytes([self.0[0], self.0[1], self.0[2], self.0[3]])
     }
     fn next_u64(&mut self) -> u64 {
-        unimplemented!()
+        u64::from(self.next_u32()) | (u64::from(self.next_u32()) << 32)
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         dest.copy_from_slice(&self.0[..dest.len()]);
