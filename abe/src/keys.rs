@@ -112,6 +112,8 @@ impl MasterKey {
 /// never decapsulates with them, so never pays for them).
 pub struct UserKey {
     pub(crate) attributes: AttributeSet,
+    /// The labels of `parts`, in order (read only by `hazmat`'s forced decapsulation).
+    #[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
     pub(crate) labels: Vec<Label>,
     pub(crate) index: HashMap<Label, usize>,
     pub(crate) sk0: [G2Affine; 3],

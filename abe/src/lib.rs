@@ -82,7 +82,7 @@ pub mod error;
 mod fame;
 mod fixed_base;
 mod hash;
-#[doc(hidden)]
+#[cfg(feature = "hazmat")]
 pub mod hazmat;
 mod kdf;
 mod keys;

@@ -15,11 +15,12 @@
 //! ```
 //!
 //! [`ParsedEnvelope::parse`] checks structure only (and that an included capsule hashes to the key id), so a
-//! broker plugin can check the signature without touching ABE; [`ParsedEnvelope::open`] decrypts.
+//! broker plugin can check the signature without touching ABE; [`VerifiedEnvelope::open`](crate::VerifiedEnvelope::open)
+//! decrypts, and only a verified (or deliberately accepted unsigned) envelope has it.
 
 use core::fmt::{self, Debug, Formatter};
 
-use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
@@ -31,7 +32,7 @@ use crate::encoding::{header, Reader, KIND_ENVELOPE, MAGIC, VERSION};
 use crate::error::{malformed, Error, Result};
 use crate::ids::DeviceId;
 use crate::limits::{MAX_CAPSULE_LEN, MAX_CREDENTIAL_LEN, MAX_DEVICE_ID_LEN, MAX_ENVELOPE_LEN, MAX_PAYLOAD};
-use crate::sign::{hex, SigningKey, VerifyingKey};
+use crate::sign::{hex, SigningKey};
 use crate::topic::validate_topic;
 
 /// The signature domain of envelopes.
@@ -89,9 +90,9 @@ impl SessionKey {
         SessionKey::derive(data_key.expose_secret(), key_id_for(capsule_bytes))
     }
 
-    /// A session key from raw data key bytes and a key id, for test vectors and fuzzing only: a real session key
-    /// always comes from a FAME encapsulation ([`SessionKey::new`]).
-    #[doc(hidden)]
+    /// A session key from raw data key bytes and a key id, for test vectors and fuzzing only (feature `hazmat`):
+    /// a real session key always comes from a FAME encapsulation ([`SessionKey::new`]).
+    #[cfg(feature = "hazmat")]
     pub fn from_raw_for_tests(data_key: &[u8; 32], key_id: [u8; 16]) -> SessionKey {
         SessionKey::derive(data_key, key_id)
     }
@@ -111,7 +112,7 @@ impl SessionKey {
         self.key_id
     }
 
-    fn cipher(&self) -> Result<ChaCha20Poly1305> {
+    pub(crate) fn cipher(&self) -> Result<ChaCha20Poly1305> {
         ChaCha20Poly1305::new_from_slice(self.key.as_ref()).map_err(|_| Error::DecryptionFailed)
     }
 }
@@ -183,11 +184,11 @@ pub struct EnvelopeParts<'a> {
 ///
 /// // A subscriber checks the signature, recovers the key from the capsule, opens, and checks for replays.
 /// let envelope = ParsedEnvelope::parse(&payload)?;
-/// envelope.verify_signature("plant/hall-3/temperature", &device.verifying_key())?;
+/// let verified = envelope.verify_signature("plant/hall-3/temperature", &device.verifying_key())?;
 /// let user_key = msk.keygen(&pk, &AttributeSet::parse("role:operator")?, &mut rng)?;
 /// let received = smqtt_abe::Capsule::from_bytes(envelope.capsule().unwrap_or_default())?;
 /// let key = SessionKey::new(&user_key.decapsulate(&pk, &received)?, envelope.capsule().unwrap_or_default());
-/// assert_eq!(envelope.open("plant/hall-3/temperature", &key)?.as_slice(), b"21.5");
+/// assert_eq!(verified.open(&key)?.as_slice(), b"21.5");
 /// let mut replay = ReplayWindow::new(1024);
 /// replay.check_and_record(envelope.publisher(), envelope.key_id(), envelope.sequence())?;
 /// assert!(replay.check_and_record(envelope.publisher(), envelope.key_id(), envelope.sequence()).is_err());
@@ -319,13 +320,13 @@ fn seal(
 }
 
 /// Appends `u16(len(topic)) ‖ topic` for a topic [`validate_topic`] accepted (at most 1024 bytes).
-fn put_topic_prefix(out: &mut Vec<u8>, topic: &str) {
+pub(crate) fn put_topic_prefix(out: &mut Vec<u8>, topic: &str) {
     out.extend_from_slice(&u16::try_from(topic.len()).unwrap_or(u16::MAX).to_be_bytes());
     out.extend_from_slice(topic.as_bytes());
 }
 
 /// `0x00000000 ‖ u64(sequence)`: distinct for every sequence number, so never repeated under one key.
-fn nonce(sequence: u64) -> Nonce {
+pub(crate) fn nonce(sequence: u64) -> Nonce {
     let mut nonce = [0u8; 12];
     nonce[4..].copy_from_slice(&sequence.to_be_bytes());
     Nonce::from(nonce)
@@ -346,21 +347,23 @@ pub fn claimed_publisher(bytes: &[u8]) -> Option<&str> {
     DeviceId::new(id).ok().map(|_| id)
 }
 
-/// A decoded envelope: its header fields, borrowing the input. Structure only — the signature is checked by
-/// [`verify_signature`](Self::verify_signature), the ciphertext opened by [`open`](Self::open).
+/// A decoded envelope: its header fields, borrowing the input. Structure only, nothing to decrypt with: the
+/// ciphertext opens only on a [`VerifiedEnvelope`](crate::VerifiedEnvelope), which
+/// [`verify_signature`](Self::verify_signature) gives for a signed envelope and
+/// [`accept_unsigned`](Self::accept_unsigned) for an unsigned one the caller has decided to accept.
 #[derive(Clone)]
 pub struct ParsedEnvelope<'a> {
-    bytes: &'a [u8],
+    pub(crate) bytes: &'a [u8],
     publisher: DeviceId,
-    key_id: [u8; KEY_ID_LEN],
-    sequence: u64,
+    pub(crate) key_id: [u8; KEY_ID_LEN],
+    pub(crate) sequence: u64,
     timestamp_ms: u64,
     capsule: Option<&'a [u8]>,
     credential: Option<&'a [u8]>,
     /// Offset of the ciphertext (just after its length field).
-    ciphertext_at: usize,
-    ciphertext_len: usize,
-    signed: bool,
+    pub(crate) ciphertext_at: usize,
+    pub(crate) ciphertext_len: usize,
+    pub(crate) signed: bool,
     retained: bool,
 }
 
@@ -454,7 +457,7 @@ impl<'a> ParsedEnvelope<'a> {
     }
 
     /// Whether the publisher sealed it for retained publication (flags bit 3, under the AEAD and the signature:
-    /// trustworthy only once [`verify_signature`](Self::verify_signature) and [`open`](Self::open) passed). A
+    /// trustworthy only once [`verify_signature`](Self::verify_signature) and [`VerifiedEnvelope::open`](crate::VerifiedEnvelope::open) passed). A
     /// delivery with the MQTT retain flag set is an honest retained message only if this is true (§6.4).
     pub fn is_sealed_retained(&self) -> bool {
         self.retained
@@ -500,47 +503,6 @@ impl<'a> ParsedEnvelope<'a> {
     /// The whole envelope, as parsed.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
-    }
-
-    /// Checks the publisher's Ed25519 signature over `u16(len(topic)) ‖ topic ‖` the envelope without its
-    /// signature, in [`ENVELOPE_DOMAIN`]. An envelope moved to another topic fails here.
-    ///
-    /// # Errors
-    /// [`Error::InvalidTopic`] for a topic that may not be published to; [`Error::Unsigned`] for an envelope
-    /// without a signature; [`Error::BadSignature`].
-    pub fn verify_signature(&self, topic: &str, publisher_key: &VerifyingKey) -> Result<()> {
-        validate_topic(topic)?;
-        if !self.signed {
-            return Err(Error::Unsigned);
-        }
-        let signed_len = self.bytes.len() - SIGNATURE_LEN;
-        let mut signature = [0u8; SIGNATURE_LEN];
-        signature.copy_from_slice(&self.bytes[signed_len..]);
-        let mut prefix = Vec::with_capacity(2 + topic.len());
-        put_topic_prefix(&mut prefix, topic);
-        publisher_key.verify_parts(ENVELOPE_DOMAIN, &[&prefix, &self.bytes[..signed_len]], &signature)
-    }
-
-    /// Decrypts the payload with `key`, `topic` bound as associated data. Call it only after
-    /// [`verify_signature`](Self::verify_signature), and record the sequence number in a
-    /// [`ReplayWindow`](crate::ReplayWindow) only after both succeeded.
-    ///
-    /// # Errors
-    /// [`Error::UnknownKey`] if `key`'s key id is not the envelope's; [`Error::InvalidTopic`] for a topic that
-    /// may not be published to; [`Error::DecryptionFailed`] for a wrong key, a wrong topic or any modification.
-    pub fn open(&self, topic: &str, key: &SessionKey) -> Result<Zeroizing<Vec<u8>>> {
-        validate_topic(topic)?;
-        if key.key_id != self.key_id {
-            return Err(Error::UnknownKey);
-        }
-        let mut aad = Vec::with_capacity(2 + topic.len() + self.ciphertext_at);
-        put_topic_prefix(&mut aad, topic);
-        aad.extend_from_slice(&self.bytes[..self.ciphertext_at]);
-        let ciphertext = &self.bytes[self.ciphertext_at..self.ciphertext_at + self.ciphertext_len];
-        key.cipher()?
-            .decrypt(&nonce(self.sequence), Payload { msg: ciphertext, aad: &aad })
-            .map(Zeroizing::new)
-            .map_err(|_| Error::DecryptionFailed)
     }
 }
 

@@ -18,8 +18,8 @@
 //! * **Envelopes.** The MQTT PUBLISH payload: [`seal_envelope`] encrypts a message under a [`SessionKey`] (from
 //!   an ABE [`DataKey`](smqtt_abe::DataKey)) with the topic bound as associated data, and signs it with the
 //!   publisher's device key. [`ParsedEnvelope::parse`] checks structure only, so a broker plugin can
-//!   [`verify_signature`](ParsedEnvelope::verify_signature) without ABE; subscribers
-//!   [`open`](ParsedEnvelope::open) and feed sequence numbers to a [`ReplayWindow`].
+//!   [`verify_signature`](ParsedEnvelope::verify_signature) without ABE; subscribers [`open`](VerifiedEnvelope::open)
+//!   only what verified (a [`VerifiedEnvelope`]) and feed sequence numbers to a [`ReplayWindow`].
 //!
 //! Formats are specified in `docs/wire.md`, with known-answer vectors in `docs/vectors/wire/`.
 //!
@@ -111,7 +111,9 @@ mod replay;
 mod request;
 mod sign;
 mod statement;
+mod time;
 mod topic;
+mod verified;
 
 pub use connect::{ConnectToken, CONNECT_DOMAIN, CONNECT_TOKEN_PREFIX};
 pub use credential::{Credential, CredentialBody, UnverifiedCredential, VerifiedCredential, CREDENTIAL_DOMAIN};
@@ -131,4 +133,6 @@ pub use statement::{
     enrollment_token, enrollment_token_authority, EpochBody, EpochStatement, KeyDelivery, VerifiedEpoch,
     ENROLL_TOKEN_PREFIX, EPOCH_DOMAIN, EPOCH_STATEMENT_PREFIX, KEY_DELIVERY_DOMAIN,
 };
+pub use time::UnixTime;
 pub use topic::{validate_topic, TopicFilter};
+pub use verified::VerifiedEnvelope;

@@ -41,8 +41,7 @@ fn malformed(reason: &'static str) -> Error {
 /// Parse, verify with the fixture device key, open with the fixture session key.
 fn receive(bytes: &[u8], topic: &str) -> Result<Vec<u8>, Error> {
     let envelope = ParsedEnvelope::parse(bytes)?;
-    envelope.verify_signature(topic, &device().verifying_key())?;
-    envelope.open(topic, &session_key()).map(|p| p.to_vec())
+    envelope.verify_signature(topic, &device().verifying_key())?.open(&session_key()).map(|p| p.to_vec())
 }
 
 #[test]
@@ -57,14 +56,15 @@ fn round_trip_with_a_fame_data_key() {
     assert_eq!(envelope.credential(), Some(credential().as_slice()));
     assert_eq!(envelope.ciphertext_len(), PLAINTEXT.len() + 16);
     assert_eq!(envelope.as_bytes(), &bytes[..]);
-    assert_eq!(envelope.verify_signature(TOPIC, &device().verifying_key()), Ok(()));
+    let verified = ok(envelope.verify_signature(TOPIC, &device().verifying_key()));
+    assert_eq!(verified.topic(), TOPIC);
 
     // A subscriber recovers the data key from the capsule in the envelope, as the SDK does.
     let capsule = ok(Capsule::from_bytes(envelope.capsule().unwrap_or_default()));
     let data_key = ok(fame().user.decapsulate(&fame().pk, &capsule));
     let key = SessionKey::new(&data_key, envelope.capsule().unwrap_or_default());
     assert_eq!(key, session_key());
-    assert_eq!(ok(envelope.open(TOPIC, &key)).as_slice(), PLAINTEXT);
+    assert_eq!(ok(verified.open(&key)).as_slice(), PLAINTEXT);
 
     // The credential inside is the publisher's and verifies.
     let cred = ok(UnverifiedCredential::from_bytes(envelope.credential().unwrap_or_default()));
@@ -74,7 +74,7 @@ fn round_trip_with_a_fame_data_key() {
     let bare = seal(8, false, false, b"");
     let envelope = parse(&bare);
     assert_eq!((envelope.capsule(), envelope.credential()), (None, None));
-    assert_eq!(ok(envelope.open(TOPIC, &key)).len(), 0);
+    assert_eq!(ok(ok(envelope.verify_signature(TOPIC, &device().verifying_key())).open(&key)).len(), 0);
     assert_eq!(receive(&bare, TOPIC), Ok(Vec::new()));
 }
 
@@ -124,7 +124,7 @@ fn every_single_byte_flip_fails() {
                 assert!(verified.is_err(), "byte {i} ^ {mask:#x} passed parse and signature");
                 // The AEAD alone catches every change before the signature, too.
                 if i < signature_at {
-                    let opened = parsed.and_then(|e| e.open(TOPIC, &session_key()));
+                    let opened = parsed.and_then(|e| e.open_unverified(TOPIC, &session_key()));
                     assert!(opened.is_err(), "byte {i} ^ {mask:#x} passed parse and open");
                 }
             }
@@ -145,21 +145,22 @@ fn another_topic_fails_the_signature_and_the_aead() {
         "/plant/berlin/hall-3/temperature",
         "x",
     ] {
-        assert_eq!(envelope.verify_signature(topic, &vk), Err(Error::BadSignature), "{topic}");
+        assert_eq!(envelope.verify_signature(topic, &vk).map(|_| ()), Err(Error::BadSignature), "{topic}");
         // With the signature skipped, the AEAD refuses it on its own.
-        assert_eq!(envelope.open(topic, &session_key()).map(|_| ()), Err(Error::DecryptionFailed), "{topic}");
+        let opened = envelope.open_unverified(topic, &session_key()).map(|_| ());
+        assert_eq!(opened, Err(Error::DecryptionFailed), "{topic}");
     }
     for bad in ["", "plant/+/x", "plant/#"] {
         assert!(matches!(envelope.verify_signature(bad, &vk), Err(Error::InvalidTopic(_))), "{bad:?}");
-        assert!(matches!(envelope.open(bad, &session_key()), Err(Error::InvalidTopic(_))), "{bad:?}");
+        assert!(matches!(envelope.open_unverified(bad, &session_key()), Err(Error::InvalidTopic(_))), "{bad:?}");
     }
     // Signed for the new topic but sealed for the old: only the AEAD stands between.
     let raw = RawEnvelope::new(true, true, 1, PLAINTEXT);
     let moved = raw.sealed(TOPIC, "plant/x", fame().data_key.expose_secret(), &device());
     let envelope = parse(&moved);
-    assert_eq!(envelope.verify_signature("plant/x", &vk), Ok(()));
-    assert_eq!(envelope.open("plant/x", &session_key()).map(|_| ()), Err(Error::DecryptionFailed));
-    assert_eq!(ok(envelope.open(TOPIC, &session_key())).as_slice(), PLAINTEXT);
+    let verified = ok(envelope.verify_signature("plant/x", &vk));
+    assert_eq!(verified.open(&session_key()).map(|_| ()), Err(Error::DecryptionFailed));
+    assert_eq!(ok(envelope.open_unverified(TOPIC, &session_key())).as_slice(), PLAINTEXT);
 }
 
 #[test]
@@ -182,12 +183,13 @@ fn the_wrong_publisher_key_fails() {
     let envelope = parse(&bytes);
     for seed in [0x11u8, 0x23, 0x33] {
         let other = SigningKey::from_bytes(&[seed; 32]).verifying_key();
-        assert_eq!(envelope.verify_signature(TOPIC, &other), Err(Error::BadSignature));
+        assert_eq!(envelope.verify_signature(TOPIC, &other).map(|_| ()), Err(Error::BadSignature));
     }
     // An envelope naming sensor-7 but signed by another device fails with sensor-7's key.
     let raw = RawEnvelope::new(false, true, 1, PLAINTEXT);
     let forged = raw.sealed(TOPIC, TOPIC, fame().data_key.expose_secret(), &SigningKey::from_bytes(&[0x33; 32]));
-    assert_eq!(parse(&forged).verify_signature(TOPIC, &device().verifying_key()), Err(Error::BadSignature));
+    let verified = parse(&forged).verify_signature(TOPIC, &device().verifying_key()).map(|_| ());
+    assert_eq!(verified, Err(Error::BadSignature));
 }
 
 #[test]
@@ -247,14 +249,18 @@ fn unsigned_envelopes_round_trip_and_refuse_signature_checks() {
     let envelope = parse(&bytes);
     assert!(!envelope.is_signed() && parse(&signed).is_signed());
     // No signature to check: a verifier that requires one is told so, whatever key it holds.
-    assert_eq!(envelope.verify_signature(TOPIC, &device().verifying_key()), Err(Error::Unsigned));
-    assert_eq!(ok(envelope.open(TOPIC, &session_key())).as_slice(), PLAINTEXT);
+    assert_eq!(envelope.verify_signature(TOPIC, &device().verifying_key()).map(|_| ()), Err(Error::Unsigned));
+    assert_eq!(ok(ok(envelope.accept_unsigned(TOPIC)).open(&session_key())).as_slice(), PLAINTEXT);
+    // A signed envelope is never accepted as unsigned: its signature must be checked.
+    assert!(matches!(parse(&signed).accept_unsigned(TOPIC), Err(Error::Malformed { .. })));
     // The AEAD still binds the topic, the header (the unsigned flag included) and every ciphertext byte.
-    assert_eq!(envelope.open("plant/berlin/hall-4/temperature", &session_key()), Err(Error::DecryptionFailed));
+    let moved = ok(envelope.accept_unsigned("plant/berlin/hall-4/temperature"));
+    assert_eq!(moved.open(&session_key()), Err(Error::DecryptionFailed));
     for at in [6, 8, bytes.len() - 20, bytes.len() - 1] {
         let mut tampered = bytes.clone();
         tampered[at] ^= 1;
-        let r = ParsedEnvelope::parse(&tampered).and_then(|e| e.open(TOPIC, &session_key()).map(|_| ()));
+        let r = ParsedEnvelope::parse(&tampered)
+            .and_then(|e| e.accept_unsigned(TOPIC).and_then(|v| v.open(&session_key())).map(|_| ()));
         assert!(r.is_err(), "byte {at} flipped");
     }
     // Capsules and credentials travel only signed.
@@ -316,10 +322,11 @@ fn the_wrong_session_key_fails() {
     let bytes = seal(1, false, false, PLAINTEXT);
     let envelope = parse(&bytes);
     let other = SessionKey::new(&fame().other_data_key, &fame().other_capsule);
-    assert_eq!(envelope.open(TOPIC, &other).map(|_| ()), Err(Error::UnknownKey));
+    let verified = ok(envelope.verify_signature(TOPIC, &device().verifying_key()));
+    assert_eq!(verified.open(&other).map(|_| ()), Err(Error::UnknownKey));
     // The right key id with the wrong key bytes: the AEAD refuses.
     let impostor = SessionKey::from_raw_for_tests(fame().other_data_key.expose_secret(), session_key().key_id());
-    assert_eq!(envelope.open(TOPIC, &impostor).map(|_| ()), Err(Error::DecryptionFailed));
+    assert_eq!(verified.open(&impostor).map(|_| ()), Err(Error::DecryptionFailed));
 }
 
 #[test]
@@ -576,11 +583,12 @@ proptest! {
         prop_assert_eq!(envelope.capsule().is_some(), with_capsule);
         prop_assert_eq!(envelope.credential().is_some(), with_credential);
         prop_assert_eq!(envelope.ciphertext_len(), plaintext.len() + 16);
-        prop_assert_eq!(envelope.verify_signature(&topic, &device().verifying_key()), Ok(()));
-        let opened = ok(envelope.open(&topic, &session_key()));
+        let verified = ok(envelope.verify_signature(&topic, &device().verifying_key()));
+        let opened = ok(verified.open(&session_key()));
         prop_assert_eq!(opened.as_slice(), &plaintext[..]);
         let other = format!("{topic}/x");
-        prop_assert_eq!(envelope.verify_signature(&other, &device().verifying_key()), Err(Error::BadSignature));
-        prop_assert_eq!(envelope.open(&other, &session_key()).map(|_| ()), Err(Error::DecryptionFailed));
+        let refused = envelope.verify_signature(&other, &device().verifying_key()).map(|_| ());
+        prop_assert_eq!(refused, Err(Error::BadSignature));
+        prop_assert_eq!(envelope.open_unverified(&other, &session_key()).map(|_| ()), Err(Error::DecryptionFailed));
     }
 }
