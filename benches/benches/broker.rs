@@ -210,7 +210,13 @@ fn envelopes(identities: &Identities, topic: &str, count: u64, signed: bool) -> 
     );
     let policy = Policy::parse("role:bench").expect("policy");
     let payload = [0x5a; 256];
-    (0..count).map(|_| sealer.seal(topic, &policy, &payload, false, &mut rand_core::OsRng).expect("seal")).collect()
+    (0..count)
+        .map(|_| {
+            sealer
+                .seal(topic, &policy, &payload, false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
+                .expect("seal")
+        })
+        .collect()
 }
 
 type Seen = Arc<Mutex<Vec<(u64, Instant)>>>;

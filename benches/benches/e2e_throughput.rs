@@ -523,7 +523,7 @@ async fn run_row(
             tasks.push(tokio::spawn(async move {
                 while let Some(delivery) = messages.next().await {
                     match delivery {
-                        Ok(message) => with(&t, |t| t.record(&message.payload)),
+                        Ok(message) => with(&t, |t| t.record(message.payload())),
                         Err(refused) => with(&t, |t| t.refuse(refused.to_string())),
                     }
                 }

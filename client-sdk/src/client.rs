@@ -14,11 +14,11 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet};
 use smqtt_abe::Policy;
 use tokio::sync::{mpsc, watch};
 
-use crate::admission::OpenerLimits;
+use smqtt_session::{Identity, Message, MessageError, Opener, OpenerLimits, Sealer, SessionPolicy, UnixTime};
+
 use crate::delivery::Pipeline;
-use crate::error::{Error, MessageError};
-use crate::session::{Message, Opener, Sealer, SessionPolicy};
-use crate::store::{DeviceStore, Identity};
+use crate::error::Error;
+use crate::store::DeviceStore;
 pub use acks::Acknowledgement;
 use mqtt::{level, level5, Mqtt};
 use tls::Link;
@@ -195,13 +195,14 @@ impl ConnectAuth {
         if let Some(fixed) = &self.fixed {
             return fixed.clone();
         }
-        smqtt_wire::ConnectToken::create(&self.signing_key, &self.credential, &self.client_id, unix_now())
-            .unwrap_or_default()
+        smqtt_wire::ConnectToken::create(
+            &self.signing_key,
+            &self.credential,
+            &self.client_id,
+            UnixTime::now().as_secs(),
+        )
+        .unwrap_or_default()
     }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl SmqttClient {
@@ -214,6 +215,7 @@ impl SmqttClient {
     /// [`Error::Topic`] for an unusable client id; [`Error::Tls`] for [`ClientConfig::tls`] with system roots
     /// when the system has none.
     pub fn connect(identity: Identity, config: &ClientConfig) -> Result<(SmqttClient, Messages), Error> {
+        let identity = identity.into_parts();
         let client_id = config.client_id.clone().unwrap_or_else(|| identity.device_id.as_str().to_owned());
         if client_id.is_empty() || client_id.len() > 64 {
             return Err(Error::Topic("client id must be 1..=64 bytes".into()));
@@ -374,7 +376,7 @@ impl SmqttClient {
         }
         let sealed = {
             let mut sealer = self.sealer.lock().map_err(|_| Error::Closed)?;
-            sealer.seal(topic, policy, payload, retain, &mut rand_core::OsRng)?
+            sealer.seal(topic, policy, payload, retain, UnixTime::now(), &mut rand_core::OsRng)?
         };
         self.mqtt.publish(topic, qos_level, retain, sealed, wanted).await
     }
@@ -421,6 +423,7 @@ impl SmqttClient {
     /// # Errors
     /// [`Error::Store`] for an identity of another device; [`Error::Closed`].
     pub async fn install(&self, identity: Identity) -> Result<(), Error> {
+        let identity = identity.into_parts();
         {
             let mut credential = self.credential.lock().map_err(|_| Error::Closed)?;
             if credential.body().device_id != identity.device_id {
@@ -458,7 +461,7 @@ impl SmqttClient {
         let identity = tokio::task::spawn_blocking(move || store.renew())
             .await
             .map_err(|e| Error::Authority(format!("renewal task failed: {e}")))??;
-        let epoch = identity.epoch;
+        let epoch = identity.epoch();
         self.install(identity).await?;
         Ok(epoch)
     }

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::Delivery;
 use crate::error::Error;
-use crate::session::Opener;
+use smqtt_session::{Opener, QoS, UnixTime};
 
 /// Deliveries (and key installs) queued for the opener thread before the event loop waits.
 const QUEUE: usize = 1024;
@@ -32,7 +32,7 @@ const STREAM: usize = 256;
 struct Publish {
     topic: String,
     payload: Vec<u8>,
-    qos: u8,
+    qos: QoS,
     retain: bool,
     _slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
@@ -180,11 +180,11 @@ impl Pipeline {
     }
 
     /// Hands one delivered publish on; false once the subscriber (or the thread) is gone.
-    pub(crate) async fn deliver(&self, topic: &str, payload: &[u8], qos: u8, retain: bool) -> bool {
+    pub(crate) async fn deliver(&self, topic: &str, payload: &[u8], qos: QoS, retain: bool) -> bool {
         if self.shared.pending.load(Ordering::Acquire) == 0 {
             let quick = {
                 let mut opener = self.shared.opener();
-                opener.opens_quickly(payload).then(|| opener.open(topic, payload, qos, retain))
+                opener.opens_quickly(payload).then(|| opener.open(topic, payload, qos, retain, UnixTime::now()))
             };
             if let Some(delivery) = quick {
                 return self.to_stream.send(delivery).await.is_ok();
@@ -236,7 +236,13 @@ fn open_loop(shared: &Shared, to_stream: &mpsc::Sender<Delivery>) {
         };
         let delivery = match work {
             Work::Publish(publish) => {
-                let delivery = shared.opener().open(&publish.topic, &publish.payload, publish.qos, publish.retain);
+                let delivery = shared.opener().open(
+                    &publish.topic,
+                    &publish.payload,
+                    publish.qos,
+                    publish.retain,
+                    UnixTime::now(),
+                );
                 // The queue's bounds are freed as soon as the work is done (the permits drop with it).
                 drop(publish);
                 Some(delivery)
@@ -261,7 +267,13 @@ mod tests {
 
     fn publish(topic: &str, slots: &Arc<Semaphore>) -> Publish {
         let permit = || Arc::clone(slots).try_acquire_owned().unwrap_or_else(|e| panic!("{e}"));
-        Publish { topic: topic.to_owned(), payload: Vec::new(), qos: 0, retain: false, _slots: (permit(), permit()) }
+        Publish {
+            topic: topic.to_owned(),
+            payload: Vec::new(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            _slots: (permit(), permit()),
+        }
     }
 
     fn topic(work: Option<Work>) -> String {

@@ -17,25 +17,25 @@
 //! client.publish("plant/berlin/line1/temp", &policy, 1, false, b"23.5 C").await?;
 //! while let Some(delivery) = messages.next().await {
 //!     match delivery {
-//!         Ok(message) => println!("{} from {}: {:?}", message.topic, message.publisher, message.payload),
+//!         Ok(message) => println!("{} from {}: {:?}", message.topic(), message.publisher(), message.payload()),
 //!         Err(refused) => eprintln!("{refused}"),
 //!     }
 //! }
 //! # Ok(()) }
 //! ```
 
-mod admission;
 mod client;
 mod delivery;
 mod error;
-mod session;
 mod store;
 
-pub use admission::OpenerLimits;
 pub use client::{
     Acknowledgement, ClientConfig, Connection, ConnectionWatch, Delivery, Messages, MqttVersion, SmqttClient,
     TlsConfig, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
 };
-pub use error::{Error, MessageError};
-pub use session::{policy_for_epoch, Message, Opener, Sealer, SessionPolicy};
-pub use store::{DeviceStore, EnrollOptions, Identity};
+pub use error::Error;
+pub use smqtt_session::{
+    policy_for_epoch, Identity, IdentityParts, Message, MessageError, Opener, OpenerLimits, QoS, Sealer, SessionPolicy,
+    UnixTime,
+};
+pub use store::{DeviceStore, EnrollOptions};

@@ -34,7 +34,7 @@ fn kinds(deliveries: &[Delivery]) -> Vec<String> {
     deliveries
         .iter()
         .map(|d| match d {
-            Ok(m) => format!("ok:{}", String::from_utf8_lossy(&m.payload)),
+            Ok(m) => format!("ok:{}", String::from_utf8_lossy(m.payload())),
             Err(e) => e.kind().to_owned(),
         })
         .collect()
@@ -97,7 +97,7 @@ async fn replays_through_the_retain_flag_are_refused() {
     let first = drain(&mut late_rx, Duration::from_millis(800)).await;
     let shown: Vec<_> = first.iter().filter_map(|d| d.as_ref().ok()).collect();
     assert_eq!(shown.len(), 1, "{:?}", kinds(&first));
-    assert!(shown[0].retain && shown[0].payload == b"armed");
+    assert!(shown[0].retain() && shown[0].payload() == b"armed");
     assert!(
         first.iter().any(|d| matches!(d, Err(MessageError::NotSealedRetained { .. }))),
         "the live envelope stored as retained is refused: {:?}",
@@ -122,7 +122,7 @@ async fn replays_through_the_retain_flag_are_refused() {
     // …while a fresh message still is.
     publisher.publish("site/a/state", &p, 1, true, b"disarmed").await.expect("retained");
     let fresh = aged_rx.next_timeout(WAIT).await.expect("delivery").expect("a fresh message opens");
-    assert_eq!(fresh.payload, b"disarmed");
+    assert_eq!(fresh.payload(), b"disarmed");
     common::finish(world).await;
 }
 
@@ -147,7 +147,7 @@ async fn a_capsule_flood_does_not_hold_up_another_publisher() {
     // The attacker's one maximal capsule (its policy: the reader's attribute or 255 others, all as rows)…
     let leaves: Vec<String> = (1..256).map(|i| format!("x:{i}")).collect();
     let wide = policy(&format!("role:operator or {}", leaves.join(" or ")));
-    let (_, capsule) = flooder.public_key.encapsulate(&wide, &mut rand_core::OsRng).expect("encapsulate");
+    let (_, capsule) = flooder.public_key().encapsulate(&wide, &mut rand_core::OsRng).expect("encapsulate");
     let capsule = capsule.to_bytes();
     assert!(capsule.len() > 256 * 144, "a 256-row capsule, {} bytes", capsule.len());
     // …in 300 variants (the masked seed at its end changed: all points still valid, a fresh key id each).
@@ -158,14 +158,14 @@ async fn a_capsule_flood_does_not_hold_up_another_publisher() {
             variant[n - 2..].copy_from_slice(&i.to_be_bytes());
             let key = SessionKey::from_raw_for_tests(&[7; 32], key_id_for(&variant));
             let parts = EnvelopeParts {
-                publisher: &flooder.device_id,
+                publisher: flooder.device_id(),
                 sequence: 0,
                 timestamp_ms: now_ms(),
                 capsule: Some(&variant),
-                credential: Some(&flooder.credential),
+                credential: Some(flooder.credential()),
                 retained: false,
             };
-            seal_envelope("plant/flood", &parts, &key, b"x", &flooder.signing_key).expect("seal")
+            seal_envelope("plant/flood", &parts, &key, b"x", flooder.signing_key()).expect("seal")
         })
         .collect();
 
@@ -188,8 +188,8 @@ async fn a_capsule_flood_does_not_hold_up_another_publisher() {
     let delay = loop {
         match rx.next_timeout(WAIT).await.expect("the honest message arrives") {
             Ok(message) => {
-                assert_eq!(message.publisher, "honest", "a flood envelope was shown");
-                assert_eq!(message.payload, b"21.5");
+                assert_eq!(message.publisher(), "honest", "a flood envelope was shown");
+                assert_eq!(message.payload(), b"21.5");
                 break sent.elapsed();
             }
             Err(refused) => flood_refusals.push(refused.kind()),

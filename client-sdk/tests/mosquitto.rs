@@ -40,7 +40,7 @@ async fn through_mosquitto_with_mosquitto_clients_beside() {
     let policy = Policy::parse("site:berlin and role:operator").expect("policy");
     publisher.publish("plant/berlin/line1/temp", &policy, 1, true, b"secret 23.5 C").await.expect("publish");
     let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("operator reads");
-    assert_eq!(message.payload, b"secret 23.5 C");
+    assert_eq!(message.payload(), b"secret 23.5 C");
     assert!(matches!(int_rx.next_timeout(WAIT).await.expect("delivery"), Err(MessageError::NotAuthorised { .. })));
     let spied = tokio::task::spawn_blocking(move || spy.wait_with_output()).await.expect("join").expect("spy");
     assert!(!spied.stdout.is_empty(), "mosquitto_sub saw nothing");
@@ -73,7 +73,7 @@ async fn through_mosquitto_with_mosquitto_clients_beside() {
     let (late_client, mut late_rx) = SmqttClient::connect(late, &config).expect("connect");
     late_client.subscribe("plant/berlin/#", 1).await.expect("sub");
     let retained = late_rx.next_timeout(WAIT).await.expect("delivery").expect("retained opens");
-    assert_eq!(retained.payload, b"secret 23.5 C");
-    assert!(retained.retain);
+    assert_eq!(retained.payload(), b"secret 23.5 C");
+    assert!(retained.retain());
     common::finish(world).await;
 }

@@ -48,11 +48,11 @@ async fn authorised_read_others_refused_wildcards_qos_tampering_and_replay() {
 
     for expected in [&b"23.5 C"[..], b"23.6 C"] {
         let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("operator reads");
-        assert_eq!(message.payload, expected);
-        assert_eq!(message.topic, "plant/berlin/line1/temp");
-        assert_eq!(message.publisher, "sensor-1");
-        assert_eq!(message.publisher_attributes, "role:sensor, site:berlin");
-        assert!(message.policy.contains("epoch:1"), "{}", message.policy);
+        assert_eq!(message.payload(), expected);
+        assert_eq!(message.topic(), "plant/berlin/line1/temp");
+        assert_eq!(message.publisher(), "sensor-1");
+        assert_eq!(message.publisher_attributes(), "role:sensor, site:berlin");
+        assert!(message.policy().contains("epoch:1"), "{}", message.policy());
     }
     for _ in 0..2 {
         match int_rx.next_timeout(WAIT).await.expect("delivery") {
@@ -93,7 +93,7 @@ async fn authorised_read_others_refused_wildcards_qos_tampering_and_replay() {
     // Still flowing: the next real message arrives.
     publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.7 C").await.expect("publish");
     let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("reads");
-    assert_eq!(message.payload, b"23.7 C");
+    assert_eq!(message.payload(), b"23.7 C");
     common::finish(world).await;
 }
 
@@ -122,8 +122,8 @@ async fn late_joiner_reads_retained_and_publisher_restart_is_not_a_replay() {
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
     sub.subscribe("site/#", 1).await.expect("sub");
     let message = rx.next_timeout(WAIT).await.expect("delivery").expect("retained opens");
-    assert_eq!(message.payload, b"open");
-    assert!(message.retain);
+    assert_eq!(message.payload(), b"open");
+    assert!(message.retain());
 
     // The publisher restarts (new process state): a new session key, sequence numbers start again, no replay.
     let restarted = sensor_store.load().expect("load");
@@ -137,7 +137,7 @@ async fn late_joiner_reads_retained_and_publisher_restart_is_not_a_replay() {
     }
     for i in 0..3 {
         let message = rx.next_timeout(WAIT).await.expect("delivery").expect("opens after restart");
-        assert_eq!(message.payload, format!("after restart {i}").as_bytes());
+        assert_eq!(message.payload(), format!("after restart {i}").as_bytes());
     }
     common::finish(world).await;
 }
@@ -163,7 +163,7 @@ async fn key_rotation_mid_stream() {
     sub.subscribe("line/#", 1).await.expect("sub");
     settle().await;
     publisher.publish("line/1", &p, 1, false, b"epoch one").await.expect("publish");
-    assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("reads").payload, b"epoch one");
+    assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("reads").payload(), b"epoch one");
 
     // The authority rotates; the publisher renews in place (same connection) and encrypts for epoch 2.
     let rotating = admin.clone();
@@ -187,7 +187,7 @@ async fn key_rotation_mid_stream() {
         publisher.publish("line/1", &p, 1, false, format!("two {i}").as_bytes()).await.expect("publish");
         match rx2.next_timeout(WAIT).await.expect("delivery") {
             Ok(message) => {
-                assert_eq!(message.payload, format!("two {i}").as_bytes());
+                assert_eq!(message.payload(), format!("two {i}").as_bytes());
                 break;
             }
             Err(MessageError::UnknownKey { .. }) => unknown += 1,
@@ -226,19 +226,20 @@ async fn forged_publishers_are_refused() {
     .await
     .expect("devices");
     let config = common::World::config_for(broker);
-    let public_key = Arc::new(smqtt_abe::PublicKey::from_bytes(&reader.public_key.to_bytes()).expect("pk"));
+    let public_key = Arc::new(smqtt_abe::PublicKey::from_bytes(&reader.public_key().to_bytes()).expect("pk"));
     let p = policy("role:operator");
     // 1. Mallory signs with her own key but presents sensor-f's genuine credential.
-    let stolen = sensor.credential.clone();
-    let mallory_key = SigningKey::from_bytes(&mallory.signing_key.to_bytes());
+    let stolen = sensor.credential().to_vec();
+    let mallory_key = SigningKey::from_bytes(&mallory.signing_key().to_bytes());
     let mut impostor =
-        Sealer::new(sensor.device_id.clone(), mallory_key, stolen, public_key.clone(), 1, SessionPolicy::default());
-    let forged = impostor.seal("f/x", &p, b"forged", false, &mut rand_core::OsRng).expect("seal");
+        Sealer::new(sensor.device_id().clone(), mallory_key, stolen, public_key.clone(), 1, SessionPolicy::default());
+    let forged =
+        impostor.seal("f/x", &p, b"forged", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng).expect("seal");
     // 2. Mallory makes her own "authority" and issues herself a credential for the topic.
     let fake_authority = SigningKey::generate(&mut rand_core::OsRng);
     let body = CredentialBody {
-        device_id: mallory.device_id.clone(),
-        device_key: mallory.signing_key.verifying_key(),
+        device_id: mallory.device_id().clone(),
+        device_key: mallory.signing_key().verifying_key(),
         attributes: smqtt_abe::AttributeSet::parse("role:admin").expect("attrs"),
         publish: vec![TopicFilter::new("f/#").expect("filter")],
         epoch: 1,
@@ -247,14 +248,16 @@ async fn forged_publishers_are_refused() {
     };
     let fake_credential = body.sign(&fake_authority).expect("sign");
     let mut self_made = Sealer::new(
-        mallory.device_id.clone(),
-        SigningKey::from_bytes(&mallory.signing_key.to_bytes()),
+        mallory.device_id().clone(),
+        SigningKey::from_bytes(&mallory.signing_key().to_bytes()),
         fake_credential,
         public_key,
         1,
         SessionPolicy::default(),
     );
-    let self_signed = self_made.seal("f/x", &p, b"self-made", false, &mut rand_core::OsRng).expect("seal");
+    let self_signed = self_made
+        .seal("f/x", &p, b"self-made", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
+        .expect("seal");
 
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
     sub.subscribe("f/#", 1).await.expect("sub");
@@ -272,7 +275,7 @@ async fn forged_publishers_are_refused() {
     // The genuine publisher still gets through.
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     publisher.publish("f/x", &p, 1, false, b"genuine").await.expect("publish");
-    assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("genuine reads").payload, b"genuine");
+    assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("genuine reads").payload(), b"genuine");
     common::finish(world).await;
 }
 
@@ -301,7 +304,7 @@ async fn mqtt5_publish_subscribe_retained() {
     settle().await;
     publisher.publish("v5/hall/temp", &p, 1, true, b"21.0 C").await.expect("publish");
     let message = rx.next_timeout(WAIT).await.expect("delivery").expect("reads");
-    assert_eq!((message.payload.as_slice(), message.qos, message.publisher.as_str()), (&b"21.0 C"[..], 1, "sensor-5"));
+    assert_eq!((message.payload(), message.qos().level(), message.publisher()), (&b"21.0 C"[..], 1, "sensor-5"));
     match other_rx.next_timeout(WAIT).await.expect("delivery") {
         Err(MessageError::NotAuthorised { .. }) => {}
         other => panic!("a visitor key read operator data: {other:?}"),
@@ -309,8 +312,8 @@ async fn mqtt5_publish_subscribe_retained() {
     let (late_client, mut late_rx) = SmqttClient::connect(late, &config).expect("connect");
     late_client.subscribe("v5/#", 1).await.expect("sub");
     let retained = late_rx.next_timeout(WAIT).await.expect("retained delivery").expect("reads");
-    assert!(retained.retain, "delivered as retained");
-    assert_eq!(retained.payload, b"21.0 C");
+    assert!(retained.retain(), "delivered as retained");
+    assert_eq!(retained.payload(), b"21.0 C");
     common::finish(world).await;
 }
 
@@ -361,10 +364,10 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
 
     for i in 0..5u8 {
         let m = lenient_rx.next_timeout(WAIT).await.expect("delivery").expect("lenient reads");
-        assert_eq!((m.payload.as_slice(), m.publisher.as_str()), (&[b'0' + i][..], "sensor-1"));
+        assert_eq!((m.payload(), m.publisher()), (&[b'0' + i][..], "sensor-1"));
     }
     let first = strict_rx.next_timeout(WAIT).await.expect("delivery").expect("strict reads the signed one");
-    assert_eq!(first.payload, b"0");
+    assert_eq!(first.payload(), b"0");
     for _ in 0..4 {
         let refused = strict_rx.next_timeout(WAIT).await.expect("delivery").expect_err("unsigned refused");
         assert_eq!(refused.kind(), "unsigned");
@@ -403,7 +406,7 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
     assert_eq!(early.kind(), "unknown_key");
     publisher.publish(topic, &p, 1, false, b"5").await.expect("publish");
     let m = late_rx.next_timeout(WAIT).await.expect("delivery").expect("late joiner reads the signed capsule");
-    assert_eq!(m.payload, b"5");
+    assert_eq!(m.payload(), b"5");
     common::finish(world).await;
 }
 
@@ -438,7 +441,7 @@ async fn deliveries_keep_their_order_across_session_rotations() {
     }
     for i in 0..COUNT {
         let m = rx.next_timeout(WAIT).await.expect("delivery").unwrap_or_else(|e| panic!("message {i}: {e}"));
-        assert_eq!(m.payload, i.to_be_bytes(), "delivery {i} out of order");
+        assert_eq!(m.payload(), i.to_be_bytes(), "delivery {i} out of order");
     }
     common::finish(world).await;
 }

@@ -58,7 +58,7 @@ async fn round_trip(publisher: (Identity, &ClientConfig), subscriber: (Identity,
     tokio::time::sleep(Duration::from_millis(300)).await;
     publ.publish("plant/berlin/line1/temp", &operators(), 1, false, text.as_bytes()).await.expect("publish");
     let message = delivered.next_timeout(WAIT).await.expect("delivery").expect("opens");
-    assert_eq!(message.payload, text.as_bytes());
+    assert_eq!(message.payload(), text.as_bytes());
     publ.disconnect().await;
     sub.disconnect().await;
 }

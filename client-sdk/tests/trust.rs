@@ -133,7 +133,7 @@ fn renewal_through_an_on_path_proxy_cannot_swap_the_attribute_key() {
 
     // Honest path: the real authority, directly.
     point_at(&dir, &world.authority_url);
-    assert_eq!(store.renew().expect("honest renewal").epoch, 1);
+    assert_eq!(store.renew().expect("honest renewal").epoch(), 1);
 }
 
 #[test]
@@ -179,7 +179,7 @@ fn renewal_through_an_on_path_proxy_cannot_swap_the_fame_public_key() {
 
     point_at(&dir, &world.authority_url);
     let identity = store.renew().expect("honest renewal");
-    assert_eq!(identity.public_key.id(), PublicKey::from_bytes(&before[0].1).expect("pk").id());
+    assert_eq!(identity.public_key().id(), PublicKey::from_bytes(&before[0].1).expect("pk").id());
 }
 
 #[test]
@@ -248,8 +248,8 @@ fn enrollment_through_an_impostor_authority_is_refused() {
     // The honest enrollment with the same token still works, and pins the real authority.
     let identity = DeviceStore::enroll(&dir, &world.authority_url, &created.enrollment_token).expect("enroll");
     let real: [u8; 32] = std::fs::read(dir.join("authority.pub")).expect("pub").try_into().expect("32 bytes");
-    assert_eq!(identity.authority_key, VerifyingKey::from_bytes(&real).expect("key"));
-    assert_ne!(identity.authority_key, evil.signer.verifying_key());
+    assert_eq!(*identity.authority_key(), VerifyingKey::from_bytes(&real).expect("key"));
+    assert_ne!(*identity.authority_key(), evil.signer.verifying_key());
 }
 
 #[test]
@@ -309,7 +309,7 @@ fn an_enrollment_whose_answer_was_lost_completes_when_run_again() {
     let key = std::fs::read(dir.join("device.key")).expect("the device key was kept for the retry");
 
     let identity = DeviceStore::enroll(&dir, &world.authority_url, &created.enrollment_token).expect("retry");
-    assert_eq!(identity.device_id.as_str(), "crash-1");
+    assert_eq!(identity.device_id().as_str(), "crash-1");
     assert_eq!(std::fs::read(dir.join("device.key")).expect("key"), key, "the same device key");
     assert_eq!(world.admin.show_device("crash-1").expect("device").status, "enrolled");
     // Once enrolled, the store is never overwritten.
@@ -353,9 +353,9 @@ fn enrollment_and_renewal_over_https_with_a_private_ca() {
     assert!(matches!(untrusted, Err(Error::Authority(_))), "an unknown CA was trusted: {untrusted:?}");
     let options = smqtt_client::EnrollOptions { authority_key: None, authority_ca_pem: Some(ca.pem().into_bytes()) };
     let identity = DeviceStore::enroll_pinned(&store_dir, &url, &created.enrollment_token, &options).expect("enroll");
-    assert_eq!(identity.device_id.as_str(), "tls-1");
+    assert_eq!(identity.device_id().as_str(), "tls-1");
     assert_eq!(std::fs::read_to_string(store_dir.join("authority.ca.pem")).expect("CA kept"), ca.pem());
-    assert_eq!(DeviceStore::at(&store_dir).renew().expect("renewal over HTTPS").epoch, 1);
+    assert_eq!(DeviceStore::at(&store_dir).renew().expect("renewal over HTTPS").epoch(), 1);
     assert_eq!(DeviceStore::at(&store_dir).authority_epoch().expect("epoch over HTTPS"), 1);
 }
 

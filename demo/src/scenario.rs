@@ -97,7 +97,7 @@ async fn collect(sub: &mut Subscriber, expected: u32) -> Tally {
     let started = Instant::now();
     for _ in 0..expected {
         match sub.messages.next_timeout(WAIT).await {
-            Some(Ok(message)) => *tally.read.entry(label(&message.topic)).or_default() += 1,
+            Some(Ok(message)) => *tally.read.entry(label(message.topic())).or_default() += 1,
             Some(Err(refused)) => {
                 *tally.refused.entry(refused.kind()).or_default() += 1;
                 tally.first_refusal.get_or_insert_with(|| describe(&refused));
@@ -463,7 +463,7 @@ async fn broker_follows(broker: &world::BrokerHandle, store: &DeviceStore, epoch
     let enforced = format!("smqtt_gate_min_epoch {epoch}");
     for _ in 0..150 {
         let store = store.clone();
-        let identity = tokio::task::spawn_blocking(move || store.load().map(|i| i.epoch)).await.ok();
+        let identity = tokio::task::spawn_blocking(move || store.load().map(|i| i.epoch())).await.ok();
         let sealing = identity.and_then(Result::ok).unwrap_or(0);
         if broker.running.metrics_text().lines().any(|l| l == enforced) && sealing >= epoch {
             return Ok(sealing);

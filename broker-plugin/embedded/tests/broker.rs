@@ -17,7 +17,7 @@ fn policy(text: &str) -> Policy {
 }
 
 fn sealer(store: &std::path::Path) -> Sealer {
-    let identity = DeviceStore::at(store).load().expect("load");
+    let identity = DeviceStore::at(store).load().expect("load").into_parts();
     Sealer::new(
         identity.device_id,
         identity.signing_key,
@@ -68,8 +68,9 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::BadUserNamePassword)));
     let (_c, mut rx) = raw4(v4, "other-id", Some(("b1-sensor", &token(&sensor, "b1-sensor"))), None).await;
     assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::BadUserNamePassword)));
-    let forged = smqtt_wire::ConnectToken::create(&mallory.signing_key, &sensor.credential, "b1-sensor", common::now())
-        .expect("token");
+    let forged =
+        smqtt_wire::ConnectToken::create(mallory.signing_key(), sensor.credential(), "b1-sensor", common::now())
+            .expect("token");
     let (_c, mut rx) = raw5(v5, "b1-sensor", Some(("b1-sensor", &forged))).await;
     assert!(matches!(next(&mut rx, "connack").await, Seen5::Refused(Code5::BadUserNamePassword)));
 
@@ -99,7 +100,7 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.5 C").await.expect("publish");
     let Seen5::Publish(captured) = next(&mut watch_rx, "envelope").await else { panic!("publish") };
     let message = opened(&mut op_rx, "message 1").await;
-    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"23.5 C"[..], "b1-sensor"));
+    assert_eq!((message.payload(), message.publisher()), (&b"23.5 C"[..], "b1-sensor"));
     assert!(!captured.payload.windows(6).any(|w| w == b"23.5 C"), "only ciphertext on the wire");
 
     // Mallory (a real device, v5) replays the captured envelope, publishes plaintext, and publishes outside its
@@ -126,10 +127,12 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     m4.publish("plant/berlin/x", QoS::AtMostOnce, false, b"plain".to_vec()).await.expect("publish");
     // Its own valid envelope (it may publish on plant/#) does flow.
     let mut mallory_sealer = sealer(&mallory_store);
-    let own = mallory_sealer.seal("plant/paris/x", &p, b"from mallory", false, &mut rand_core::OsRng).expect("seal");
+    let own = mallory_sealer
+        .seal("plant/paris/x", &p, b"from mallory", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
+        .expect("seal");
     m4.publish("plant/paris/x", QoS::AtLeastOnce, false, own).await.expect("publish");
     let message = opened(&mut op_rx, "message 2").await;
-    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"from mallory"[..], "b1-mallory"));
+    assert_eq!((message.payload(), message.publisher()), (&b"from mallory"[..], "b1-mallory"));
     if let Some(unexpected) = op_rx.next_timeout(Duration::from_millis(300)).await {
         panic!("a refused publish got through: {unexpected:?}");
     }
@@ -161,17 +164,19 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
 
     // Retained: plaintext refused, a valid retained envelope reaches a late subscriber.
     m4.publish("plant/paris/r", QoS::AtLeastOnce, true, b"plain".to_vec()).await.expect("publish");
-    let retained = mallory_sealer.seal("plant/paris/r", &p, b"retained", true, &mut rand_core::OsRng).expect("seal");
+    let retained = mallory_sealer
+        .seal("plant/paris/r", &p, b"retained", true, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
+        .expect("seal");
     m4.publish("plant/paris/r", QoS::AtLeastOnce, true, retained).await.expect("publish");
     let message = opened(&mut op_rx, "message 3").await;
-    assert_eq!(message.payload, b"retained");
+    assert_eq!(message.payload(), b"retained");
     let (_, late) = tokio::task::spawn_blocking(move || world().device("b1-late", "role:operator, site:berlin", &[]))
         .await
         .expect("enroll");
     let (late, mut late_rx) = SmqttClient::connect(late, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
     late.subscribe("plant/paris/r", 1).await.expect("sub");
     let message = opened(&mut late_rx, "message 4").await;
-    assert!(message.retain && message.payload == b"retained", "{message:?}");
+    assert!(message.retain() && message.payload() == b"retained", "{message:?}");
 
     // Wills: a plaintext will on a protected topic refuses the CONNECT; an envelope will fires on a broken
     // connection and is opened by the subscriber.
@@ -179,7 +184,9 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     let login = token(&mallory, "b1-mallory/w1");
     let (_c, mut rx) = raw4(v4, "b1-mallory/w1", Some(("b1-mallory", &login)), Some(plain_will)).await;
     assert!(matches!(next(&mut rx, "connack").await, Seen4::Refused(Code4::NotAuthorized)));
-    let sealed_will = mallory_sealer.seal("plant/paris/will", &p, b"gone", false, &mut rand_core::OsRng).expect("seal");
+    let sealed_will = mallory_sealer
+        .seal("plant/paris/will", &p, b"gone", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
+        .expect("seal");
     let login = token(&mallory, "b1-mallory/w2");
     let will = Some(("plant/paris/will", &sealed_will[..], 1));
     let packet = common::connect_packet("b1-mallory/w2", Some(("b1-mallory", &login)), will);
@@ -187,7 +194,7 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     assert_eq!(code, Some(0));
     drop(socket); // closed without DISCONNECT: the will fires
     let message = opened(&mut op_rx, "message 5").await;
-    assert_eq!((message.topic.as_str(), message.payload.as_slice()), ("plant/paris/will", &b"gone"[..]));
+    assert_eq!((message.topic(), message.payload()), ("plant/paris/will", &b"gone"[..]));
     let _ = sensor_store;
 
     let text = scrape(b.metrics.expect("metrics"));
@@ -256,8 +263,8 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
 
     meter.publish("legacy/meters/m1/kwh", QoS::AtLeastOnce, false, b"42.1 kWh".to_vec()).await.expect("publish");
     let message = opened(&mut op_rx, "the sealed reading").await;
-    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"42.1 kWh"[..], "b2-broker"));
-    assert_eq!(message.policy, "role:operator and epoch:1");
+    assert_eq!((message.payload(), message.publisher()), (&b"42.1 kWh"[..], "b2-broker"));
+    assert_eq!(message.policy(), "role:operator and epoch:1");
     loop {
         match next(&mut raw_rx, "the raw copy").await {
             Seen4::Publish(p) => {
@@ -294,7 +301,7 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
         .expect("mosquitto_pub");
     assert!(status.success());
     let message = opened(&mut op_rx, "mosquitto_pub's reading").await;
-    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"from mosquitto_pub"[..], "b2-broker"));
+    assert_eq!((message.payload(), message.publisher()), (&b"from mosquitto_pub"[..], "b2-broker"));
     let seen = tokio::task::spawn_blocking(move || mosquitto_sub.wait_with_output()).await.expect("join").expect("sub");
     assert!(seen.stdout.len() > 100, "mosquitto_sub got {} bytes", seen.stdout.len());
     assert!(!seen.stdout.windows(18).any(|w| w == b"from mosquitto_pub"), "mosquitto_sub saw plaintext");
@@ -360,7 +367,7 @@ async fn a_flood_of_malformed_packets_does_not_stop_other_clients() {
     }
     for i in 0..20u32 {
         let message = opened(&mut s_rx, "a message during the flood").await;
-        assert_eq!(message.payload, i.to_be_bytes());
+        assert_eq!(message.payload(), i.to_be_bytes());
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = tokio::task::spawn_blocking(move || attacker.join()).await.expect("join").expect("attacker");

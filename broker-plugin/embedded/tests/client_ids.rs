@@ -23,7 +23,7 @@ fn device4(
     clean: bool,
 ) -> (rumqttc::AsyncClient, Receiver<Seen4>) {
     let login = token(device, client_id);
-    let mut options = options4(addr, client_id, Some((device.device_id.as_str(), &login)));
+    let mut options = options4(addr, client_id, Some((device.device_id().as_str(), &login)));
     options.set_clean_session(clean);
     raw4_with(options)
 }

@@ -39,7 +39,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn store_epoch(store: &Path) -> u64 {
-    DeviceStore::at(store).load().map_or(0, |identity| identity.epoch)
+    DeviceStore::at(store).load().map_or(0, |identity| identity.epoch())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,8 +82,8 @@ async fn a_rotation_reaches_the_broker_and_its_sealing_identity_by_itself() {
     meter.publish("legacy/m/kwh", QoS::AtLeastOnce, false, b"before".to_vec()).await.expect("publish");
     for rx in [&mut admin_rx, &mut victim_rx] {
         let message = rx.next_timeout(common::WAIT).await.expect("a delivery").expect("readable");
-        assert_eq!(message.payload, b"before");
-        assert_eq!(message.policy, format!("role:admin and epoch:{epoch1}"));
+        assert_eq!(message.payload(), b"before");
+        assert_eq!(message.policy(), format!("role:admin and epoch:{epoch1}"));
     }
 
     // The administrator revokes the victim. Nobody touches the broker: it polls the signed epoch, writes the
@@ -108,8 +108,8 @@ async fn a_rotation_reaches_the_broker_and_its_sealing_identity_by_itself() {
     // Every reading after the rotation is sealed for the new epoch: the admin reads it, the revoked key fails.
     meter.publish("legacy/m/kwh", QoS::AtLeastOnce, false, b"after".to_vec()).await.expect("publish");
     let message = admin_rx.next_timeout(common::WAIT).await.expect("a delivery").expect("readable");
-    assert_eq!(message.payload, b"after");
-    assert_eq!(message.policy, format!("role:admin and epoch:{epoch2}"));
+    assert_eq!(message.payload(), b"after");
+    assert_eq!(message.policy(), format!("role:admin and epoch:{epoch2}"));
     match victim_rx.next_timeout(common::WAIT).await {
         Some(Err(MessageError::NotAuthorised { policy, .. })) => assert!(policy.ends_with(&format!("epoch:{epoch2}"))),
         other => panic!("the revoked subscriber got {other:?}"),
@@ -120,7 +120,7 @@ async fn a_rotation_reaches_the_broker_and_its_sealing_identity_by_itself() {
     let policy = smqtt_abe::Policy::parse("role:admin").expect("policy");
     admin_client.publish("plant/x", &policy, 1, false, b"renewed publisher").await.expect("publish");
     let message = admin_rx.next_timeout(common::WAIT).await.expect("its own publish").expect("readable");
-    assert_eq!((message.payload.as_slice(), message.topic.as_str()), (&b"renewed publisher"[..], "plant/x"));
+    assert_eq!((message.payload(), message.topic()), (&b"renewed publisher"[..], "plant/x"));
     let victim = DeviceStore::at(&victim_store).load().expect("the victim's old identity");
     let (_again, mut again_rx) = raw4(v4, "e-victim", Some(("e-victim", &token(&victim, "e-victim"))), None).await;
     assert!(matches!(next(&mut again_rx, "connack").await, Seen4::Refused(_)));

@@ -154,7 +154,7 @@ async fn a_retained_envelope_without_the_signed_mark_is_not_retained() {
     let dir = tempfile::tempdir().expect("dir");
     let b = tokio::task::block_in_place(|| broker("[gate.topics]\nprotected = [\"plant/#\"]\n", dir.path()));
     let v5 = b.v5.expect("v5");
-    let loaded = smqtt_client::DeviceStore::at(&store).load().expect("load");
+    let loaded = smqtt_client::DeviceStore::at(&store).load().expect("load").into_parts();
     let mut sealer = Sealer::new(
         loaded.device_id,
         loaded.signing_key,
@@ -164,8 +164,12 @@ async fn a_retained_envelope_without_the_signed_mark_is_not_retained() {
         SessionPolicy::default(),
     );
     let policy = smqtt_abe::Policy::parse("role:operator").expect("policy");
-    let live = sealer.seal("plant/a", &policy, b"live", false, &mut rand_core::OsRng).expect("seal");
-    let retained = sealer.seal("plant/b", &policy, b"kept", true, &mut rand_core::OsRng).expect("seal");
+    let live = sealer
+        .seal("plant/a", &policy, b"live", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
+        .expect("seal");
+    let retained = sealer
+        .seal("plant/b", &policy, b"kept", true, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
+        .expect("seal");
     let (client, mut rx) = raw5(v5, "h3-pub", Some(("h3-pub", &token(&identity, "h3-pub")))).await;
     assert!(matches!(next(&mut rx, "connack").await, Seen5::ConnAck(_)));
     client.publish("plant/a", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, true, live).await.expect("publish");

@@ -55,5 +55,6 @@ pub(crate) fn check_envelope(
     }
     envelope
         .verify_signature(topic, &credential.body().device_key)
+        .map(|_verified| ())
         .map_err(|_| refuse(RefusalReason::BadSignature, "envelope signature does not verify for this topic"))
 }

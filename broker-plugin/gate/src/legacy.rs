@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
-use smqtt_client::{DeviceStore, Sealer, SessionPolicy};
+use smqtt_authority_api::{Client, Pinned};
+use smqtt_session::{IdentityStore, Sealer, SessionPolicy, UnixTime};
 use smqtt_wire::TopicFilter;
 use subtle::ConstantTimeEq;
 
@@ -145,18 +146,19 @@ fn mtime(path: &Path) -> Option<SystemTime> {
 }
 
 fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<(Sealer, u64), GateError> {
-    let identity = DeviceStore::at(store).load().map_err(|e| GateError::Identity(e.to_string()))?;
-    let rights = &identity.verified.body().publish;
+    let identity = IdentityStore::at(store).load(UnixTime::now()).map_err(|e| GateError::Identity(e.to_string()))?;
+    let rights = &identity.verified().body().publish;
     for rule in rules {
         if !covered(&rule.filter, rights) {
             return Err(GateError::Identity(format!(
                 "the broker's credential ({}) does not allow publishing on the sealed topics {}: enroll it with \
                  --publish covering them, or subscribers will refuse its envelopes",
-                identity.device_id,
+                identity.device_id(),
                 rule.filter.as_str()
             )));
         }
     }
+    let identity = identity.into_parts();
     let epoch = identity.epoch;
     let sealer = Sealer::new(
         identity.device_id,
@@ -169,11 +171,31 @@ fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<(Sealer, u64), GateEr
     Ok((sealer, epoch))
 }
 
+/// Renews the broker's sealing identity at the authority its store names: the answer must verify under the
+/// pinned authority key and name the pinned parameters; the store refuses an older epoch.
+fn renew_identity(store: &IdentityStore) -> Result<(), String> {
+    let (authority_key, public_key) = (store.authority_key(), store.public_key());
+    let (authority_key, public_key) =
+        (authority_key.map_err(|e| e.to_string())?, public_key.map_err(|e| e.to_string())?);
+    let url = store.authority_url().map_err(|e| e.to_string())?;
+    let client = match store.authority_ca_pem().map_err(|e| e.to_string())? {
+        Some(pem) => Client::with_ca_pem(&url, &pem).map_err(|e| e.to_string())?,
+        None => Client::new(&url),
+    };
+    let (device_id, signing_key) =
+        (store.device_id().map_err(|e| e.to_string())?, store.signing_key().map_err(|e| e.to_string())?);
+    let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
+    let keys = client
+        .request_key_pinned(pinned, &device_id, &signing_key, &mut rand_core::OsRng)
+        .map_err(|e| e.to_string())?;
+    store.save_renewal(&keys.user_key, &keys.credential, &keys.statement).map_err(|e| e.to_string())
+}
+
 impl Sealing {
     pub(crate) fn new(store: PathBuf, rules: Vec<SealRule>) -> Result<Sealing, GateError> {
         let (sealer, epoch) = load_sealer(&store, &rules)?;
-        let identity = DeviceStore::at(&store).load().map_err(|e| GateError::Identity(e.to_string()))?;
-        let params_id = *identity.public_key.id().as_bytes();
+        let public_key = IdentityStore::at(&store).public_key().map_err(|e| GateError::Identity(e.to_string()))?;
+        let params_id = *public_key.id().as_bytes();
         let state =
             SealState { sealer, epoch, credential_mtime: mtime(&store.join("credential")), checked: Instant::now() };
         Ok(Sealing { rules, store, state: Mutex::new(state), renewing: Arc::new(AtomicBool::new(false)), params_id })
@@ -219,7 +241,7 @@ impl Sealing {
         }
         let (store, renewing) = (self.store.clone(), Arc::clone(&self.renewing));
         let spawned = std::thread::Builder::new().name("smqtt-seal-renew".into()).spawn(move || {
-            let _ = DeviceStore::at(&store).renew();
+            let _ = renew_identity(&IdentityStore::at(&store));
             // Failures are retried at the next epoch check (a renewal refused by the authority stays refused).
             std::thread::sleep(RENEW_RETRY);
             renewing.store(false, Ordering::Release);
@@ -255,7 +277,7 @@ impl Sealing {
         }
         state
             .sealer
-            .seal(topic, &rule.policy, payload, retain, &mut rand_core::OsRng)
+            .seal(topic, &rule.policy, payload, retain, UnixTime::now(), &mut rand_core::OsRng)
             .map_err(|e| failed(e.to_string()))
     }
 }

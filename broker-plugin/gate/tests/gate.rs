@@ -195,16 +195,19 @@ fn unsigned_envelopes_only_where_configured_and_only_from_their_publisher() {
     let lenient = f.gate("[topics]\nprotected = [\"plant/#\"]\nunsigned = [\"plant/berlin/#\"]\n");
     let sensor = f.device("sensor-1", &["plant/#"]);
     let other = f.device("sensor-2", &["plant/#"]);
-    let session_only = smqtt_client::SessionPolicy { sign_every_message: false, ..Default::default() };
+    let session_only = smqtt_session::SessionPolicy { sign_every_message: false, ..Default::default() };
     let mut mine = sensor.sealer_with(&f, 1, session_only.clone());
     let mut theirs = other.sealer_with(&f, 1, session_only);
     let p = policy("role:operator");
     let (berlin, paris) = ("plant/berlin/line1/temp", "plant/paris/line1/temp");
     // One session per policy: its first envelope carries the capsule (signed), the next ones not (unsigned).
-    let seal = |s: &mut smqtt_client::Sealer, t: &str| ok(s.seal(t, &p, b"23.5 C", false, &mut rand_core::OsRng));
+    let seal = |s: &mut smqtt_session::Sealer, t: &str| {
+        ok(s.seal(t, &p, b"23.5 C", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng))
+    };
     let (signed, unsigned) = (seal(&mut mine, berlin), seal(&mut mine, berlin));
     let admin = policy("role:admin");
-    let mut seal_admin = || ok(mine.seal(paris, &admin, b"23.5 C", false, &mut rand_core::OsRng));
+    let mut seal_admin =
+        || ok(mine.seal(paris, &admin, b"23.5 C", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
     let (paris_signed, paris_unsigned) = (seal_admin(), seal_admin());
     let _ = seal(&mut theirs, berlin);
     let foreign_unsigned = seal(&mut theirs, berlin);
@@ -242,7 +245,7 @@ fn publish_rights_protected_topics_and_envelopes() {
     let mut mine = sensor.sealer(&f, 1);
     let mut theirs = other.sealer(&f, 1);
     let topic = "plant/berlin/line1/temp";
-    let envelope = ok(mine.seal(topic, &p, b"23.5 C", false, &mut rand_core::OsRng));
+    let envelope = ok(mine.seal(topic, &p, b"23.5 C", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
     let check = |t: &str, payload: &[u8]| gate.check_publish(&me, t, 1, false, payload);
 
     assert_eq!(check(topic, &envelope), PublishDecision::Accept);
@@ -253,7 +256,7 @@ fn publish_rights_protected_topics_and_envelopes() {
     assert_eq!(refused(check("plant/berlin/+", b"x")), RefusalReason::BadTopic);
     // Protected: plaintext, someone else's envelope, an envelope moved to another topic, a flipped byte.
     assert_eq!(refused(check(topic, b"23.5 C")), RefusalReason::NotAnEnvelope);
-    let foreign = ok(theirs.seal(topic, &p, b"23.5 C", false, &mut rand_core::OsRng));
+    let foreign = ok(theirs.seal(topic, &p, b"23.5 C", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
     assert_eq!(refused(check(topic, &foreign)), RefusalReason::ForeignSigner);
     assert_eq!(refused(check("plant/berlin/line2/temp", &envelope)), RefusalReason::BadSignature);
     let mut flipped = envelope.clone();
@@ -266,13 +269,14 @@ fn publish_rights_protected_topics_and_envelopes() {
         key: SigningKey::generate(&mut rand_core::OsRng),
         credential: sensor.credential.clone(),
     };
-    let forged = ok(impostor.sealer(&f, 1).seal(topic, &p, b"x", false, &mut rand_core::OsRng));
+    let forged =
+        ok(impostor.sealer(&f, 1).seal(topic, &p, b"x", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
     assert_eq!(refused(check(topic, &forged)), RefusalReason::BadSignature);
     // Size: over the configured limit, refused before parsing.
     assert_eq!(refused(check("status/sensor-1", &vec![0u8; 4097])), RefusalReason::Oversize);
     // Retained: checked like any publish; an empty retained publish (clearing) is allowed.
     assert_eq!(refused(gate.check_publish(&me, topic, 1, true, b"plain")), RefusalReason::NotAnEnvelope);
-    let retained = ok(mine.seal(topic, &p, b"r", true, &mut rand_core::OsRng));
+    let retained = ok(mine.seal(topic, &p, b"r", true, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
     assert_eq!(gate.check_publish(&me, topic, 1, true, &retained), PublishDecision::Accept);
     assert_eq!(gate.check_publish(&me, topic, 1, true, b""), PublishDecision::Accept);
     assert_eq!(refused(gate.check_publish(&me, topic, 1, false, b"")), RefusalReason::NotAnEnvelope);
@@ -294,6 +298,7 @@ fn wills_follow_the_publish_rules() {
         &policy("role:operator"),
         b"offline",
         true,
+        smqtt_wire::UnixTime::now(),
         &mut rand_core::OsRng,
     ));
     assert_eq!(gate.check_will_for(&session, "plant/status", 1, true, &will), PublishDecision::Accept);
@@ -407,17 +412,43 @@ fn legacy_clients_are_sealed_by_the_broker() {
     assert_eq!(envelope.publisher().as_str(), "broker");
     // An SDK subscriber with the policy's attributes opens it; one without does not.
     let mut operator = f.opener("role:operator", 1);
-    let message = operator.open(topic, &sealed, 1, false).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(message.payload, b"42.1 kWh");
-    assert_eq!(message.publisher, "broker");
+    let message = operator
+        .open(topic, &sealed, smqtt_session::QoS::try_from(1).unwrap_or_default(), false, smqtt_wire::UnixTime::now())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(message.payload(), b"42.1 kWh");
+    assert_eq!(message.publisher(), "broker");
     let mut intern = f.opener("role:intern", 1);
-    assert_eq!(intern.open(topic, &sealed, 1, false).map_err(|e| e.kind()).err(), Some("not_authorised"));
+    assert_eq!(
+        intern
+            .open(
+                topic,
+                &sealed,
+                smqtt_session::QoS::try_from(1).unwrap_or_default(),
+                false,
+                smqtt_wire::UnixTime::now()
+            )
+            .map_err(|e| e.kind())
+            .err(),
+        Some("not_authorised")
+    );
     // The second message reuses the session: same key id, no FAME work.
     let PublishDecision::Replace(second) = gate.check_publish(&meter, topic, 0, false, b"42.2 kWh") else {
         panic!("sealed")
     };
     assert_eq!(ok(ParsedEnvelope::parse(&second)).key_id(), envelope.key_id());
-    assert_eq!(ok(operator.open(topic, &second, 0, false).map_err(|e| e.to_string())).payload, b"42.2 kWh");
+    assert_eq!(
+        ok(operator
+            .open(
+                topic,
+                &second,
+                smqtt_session::QoS::try_from(0).unwrap_or_default(),
+                false,
+                smqtt_wire::UnixTime::now()
+            )
+            .map_err(|e| e.to_string()))
+        .payload(),
+        b"42.2 kWh"
+    );
 
     // Outside its rights; on a protected topic it cannot make envelopes; a plain topic stays plain.
     assert_eq!(
@@ -504,7 +535,7 @@ thread_local! {
         let d = f.device("sensor-1", &["plant/#"]);
         let device = ok(gate.authenticate("sensor-1", Some("sensor-1"), Some(d.token("sensor-1").as_bytes())));
         let anon = ok(gate.authenticate("anon:proptest", None, None));
-        let envelope = ok(d.sealer(&f, 1).seal("plant/a", &policy("role:x"), b"v", false, &mut rand_core::OsRng));
+        let envelope = ok(d.sealer(&f, 1).seal("plant/a", &policy("role:x"), b"v", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
         std::sync::Arc::new((f, gate, device, anon, envelope))
     };
 }
@@ -521,8 +552,10 @@ fn signatures_left_to_subscribers_still_bind_envelopes_to_the_connection() {
     let other = f.device("sensor-2", &["plant/#"]);
     let p = policy("role:operator");
     let topic = "plant/berlin/line1/temp";
-    let envelope = ok(sensor.sealer(&f, 1).seal(topic, &p, b"23.5 C", false, &mut rand_core::OsRng));
-    let foreign = ok(other.sealer(&f, 1).seal(topic, &p, b"23.5 C", false, &mut rand_core::OsRng));
+    let envelope =
+        ok(sensor.sealer(&f, 1).seal(topic, &p, b"23.5 C", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
+    let foreign =
+        ok(other.sealer(&f, 1).seal(topic, &p, b"23.5 C", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng));
     let mut bad_signature = envelope.clone();
     let last = bad_signature.len() - 1;
     bad_signature[last] ^= 0x01;

@@ -132,8 +132,14 @@ fn a_session_flood_evicts_no_live_session() {
     assert_eq!(refused, 9, "24 entries: honest, 8 of flooder, 15 of the others");
     assert_eq!(gate.session_counts(), (24, 24));
     assert!(gate.session("honest").is_some(), "the honest session was not evicted");
-    let sealed =
-        ok(honest.sealer(&f, 1).seal("plant/honest/t", &policy("role:operator"), b"21", false, &mut rand_core::OsRng));
+    let sealed = ok(honest.sealer(&f, 1).seal(
+        "plant/honest/t",
+        &policy("role:operator"),
+        b"21",
+        false,
+        smqtt_wire::UnixTime::now(),
+        &mut rand_core::OsRng,
+    ));
     assert_eq!(gate.check_publish(&session, "plant/honest/t", 1, false, &sealed), PublishDecision::Accept);
     assert_eq!(gate.check_will("honest", Some("honest"), "plant/honest/t", 1, false, &sealed), PublishDecision::Accept);
     // Disconnected sessions make room (oldest first) and no longer count against their identity; the first
@@ -162,8 +168,22 @@ fn retained_envelopes_must_carry_the_signed_mark() {
     let d = f.device("sensor-1", &["plant/#"]);
     let session = ok(device_login(&gate, &d, "sensor-1"));
     let mut sealer = d.sealer(&f, 1);
-    let live = ok(sealer.seal("plant/t", &policy("role:operator"), b"1", false, &mut rand_core::OsRng));
-    let retained = ok(sealer.seal("plant/t", &policy("role:operator"), b"1", true, &mut rand_core::OsRng));
+    let live = ok(sealer.seal(
+        "plant/t",
+        &policy("role:operator"),
+        b"1",
+        false,
+        smqtt_wire::UnixTime::now(),
+        &mut rand_core::OsRng,
+    ));
+    let retained = ok(sealer.seal(
+        "plant/t",
+        &policy("role:operator"),
+        b"1",
+        true,
+        smqtt_wire::UnixTime::now(),
+        &mut rand_core::OsRng,
+    ));
     match gate.check_publish(&session, "plant/t", 1, true, &live) {
         PublishDecision::Refuse(r) => assert_eq!(r.reason, RefusalReason::RetainNotSealed),
         other => panic!("{other:?}"),
@@ -198,7 +218,14 @@ fn maximal_capsules_of_fresh_sessions_cost_the_gate_no_pairing_work() {
     let envelopes: Vec<Vec<u8>> = (0..6)
         .map(|i| {
             // A new sealer each time: a new session, a new capsule and key id.
-            ok(d.sealer(&f, 1).seal("plant/t", &wide, format!("{i}").as_bytes(), true, &mut rand_core::OsRng))
+            ok(d.sealer(&f, 1).seal(
+                "plant/t",
+                &wide,
+                format!("{i}").as_bytes(),
+                true,
+                smqtt_wire::UnixTime::now(),
+                &mut rand_core::OsRng,
+            ))
         })
         .collect();
     let sealing = started.elapsed();

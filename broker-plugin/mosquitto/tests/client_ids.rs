@@ -61,7 +61,7 @@ fn raw(port: u16, client_id: &str, login: Option<(&str, &str)>, clean: bool) -> 
 
 fn device(port: u16, identity: &Identity, client_id: &str, clean: bool) -> (rumqttc::AsyncClient, Receiver<Seen>) {
     let login = common::token(identity, client_id);
-    raw(port, client_id, Some((identity.device_id.as_str(), &login)), clean)
+    raw(port, client_id, Some((identity.device_id().as_str(), &login)), clean)
 }
 
 async fn next(rx: &mut Receiver<Seen>, what: &str, broker: &Mosquitto) -> Seen {

@@ -68,7 +68,7 @@ async fn eventually(what: &str, broker: &Mosquitto, done: impl FnMut() -> bool) 
 /// 5 not authorised: Mosquitto's plugin API makes every refusal that).
 fn connack(addr: SocketAddr, identity: &Identity, client_id: &str) -> u8 {
     let token = common::token(identity, client_id);
-    let packet = common::connect_packet(client_id, Some(identity.device_id.as_str()), Some(token.as_bytes()), None);
+    let packet = common::connect_packet(client_id, Some(identity.device_id().as_str()), Some(token.as_bytes()), None);
     common::raw_connect(addr, &packet).1
 }
 
@@ -83,7 +83,7 @@ fn read_verified(path: &Path, authority: &VerifyingKey) -> VerifiedEpoch {
 }
 
 fn store_epoch(store: &Path) -> u64 {
-    DeviceStore::at(store).load().map_or(0, |identity| identity.epoch)
+    DeviceStore::at(store).load().map_or(0, |identity| identity.epoch())
 }
 
 /// The next delivery, opened; on a timeout or a refusal the broker log is shown.
@@ -99,7 +99,7 @@ async fn opened(rx: &mut Messages, broker: &Mosquitto) -> Message {
 async fn delivered(rx: &mut Messages, broker: &Mosquitto, payload: &str, publisher: &str, policy: &str) {
     let m = opened(rx, broker).await;
     assert_eq!(
-        (String::from_utf8_lossy(&m.payload).as_ref(), m.publisher.as_str(), m.policy.as_str()),
+        (String::from_utf8_lossy(m.payload()).as_ref(), m.publisher(), m.policy()),
         (payload, publisher, policy),
         "{}",
         broker.log_text()
@@ -143,7 +143,7 @@ async fn polling_the_authority_a_revocation_reaches_mosquitto_by_itself() {
         world.device("broker", "role:broker", &["legacy/#"]);
         world
     });
-    let authority = world.identity("op").authority_key;
+    let authority = *world.identity("op").authority_key();
     let cache = world.dir.path().join("cached.statement");
     let broker_store = world.store_dir("broker");
     let gate = format!(
@@ -291,7 +291,7 @@ fn following_the_authoritys_statement_file_only_signed_statements_move_mosquitto
         assert!(Instant::now() < deadline, "the authority did not write {}", file.display());
         std::thread::sleep(Duration::from_millis(50));
     }
-    let authority = world.identity("honest").authority_key;
+    let authority = *world.identity("honest").authority_key();
     let statement1 = std::fs::read_to_string(&file).expect("statement");
     let epoch1 = verified(&statement1, &authority).epoch();
     let gate = format!(
@@ -335,7 +335,7 @@ fn following_the_authoritys_statement_file_only_signed_statements_move_mosquitto
     let honest_old = world.identity("honest");
     assert_eq!(connack(addr, &honest_old, "honest"), 5, "a credential of epoch {epoch1} accepted");
     let honest = DeviceStore::at(&world.store_dir("honest")).renew().expect("renew");
-    assert_eq!(honest.epoch, epoch2);
+    assert_eq!(honest.epoch(), epoch2);
     assert_eq!(connack(addr, &honest, "honest"), 0, "{}", broker.log_text());
 
     // Whatever else lands in the file does not move the broker, forward or back: a bare number, a statement of
@@ -362,7 +362,7 @@ fn following_the_authoritys_statement_file_only_signed_statements_move_mosquitto
     assert_eq!(enforced_epoch(&broker), Some(epoch3));
     assert_eq!(read_verified(&file, &authority).epoch(), epoch3);
     let honest = DeviceStore::at(&world.store_dir("honest")).renew().expect("renew");
-    assert_eq!(honest.epoch, epoch3);
+    assert_eq!(honest.epoch(), epoch3);
     assert_eq!(connack(addr, &honest, "honest"), 0, "{}", broker.log_text());
     assert_eq!(connack(addr, &first, "first"), 5);
     // Every CONNECT refused here was refused for its epoch.

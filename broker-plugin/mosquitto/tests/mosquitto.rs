@@ -58,7 +58,7 @@ async fn opened(rx: &mut Messages, broker: &Mosquitto) -> Message {
 }
 
 async fn next_payload(rx: &mut Messages, broker: &Mosquitto) -> Vec<u8> {
-    opened(rx, broker).await.payload
+    opened(rx, broker).await.into_payload()
 }
 
 fn stderr(output: &std::process::Output) -> String {
@@ -113,9 +113,13 @@ async fn enforcement_and_sealing_through_mosquitto() {
     let sensor_id = world.identity("sensor-1");
     let mallory_id = world.identity("mallory");
     let good = common::token(&sensor_id, "sensor-1/cli");
-    let forged =
-        smqtt_wire::ConnectToken::create(&mallory_id.signing_key, &sensor_id.credential, "sensor-1/cli", common::now())
-            .expect("forged token");
+    let forged = smqtt_wire::ConnectToken::create(
+        mallory_id.signing_key(),
+        sensor_id.credential(),
+        "sensor-1/cli",
+        common::now(),
+    )
+    .expect("forged token");
     for (client_id, username, password) in [
         ("sensor-1/cli", "sensor-1", "not a token"),
         ("sensor-1/cli", "sensor-1", forged.as_str()),
@@ -133,7 +137,7 @@ async fn enforcement_and_sealing_through_mosquitto() {
     // --- valid envelopes flow, and the broker carries only ciphertext.
     sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"secret 23.5 C").await.expect("publish");
     let message = opened(&mut op_rx, &broker).await;
-    assert_eq!((message.payload.as_slice(), message.publisher.as_str()), (&b"secret 23.5 C"[..], "sensor-1"));
+    assert_eq!((message.payload(), message.publisher()), (&b"secret 23.5 C"[..], "sensor-1"));
     let spied = blocking(move || spy.wait_with_output()).await.expect("spy");
     let envelope = spied.stdout;
     assert!(envelope.starts_with(smqtt_wire::MAGIC), "not an envelope: {envelope:?}");
@@ -166,8 +170,8 @@ async fn enforcement_and_sealing_through_mosquitto() {
         broker.publish(&[&legacy[..], &["-q", "1", "-r", "-t", "legacy/meter-1/power", "-m", "42 W"]].concat());
     assert!(output.status.success(), "legacy publish: {}\n{}", stderr(&output), broker.log_text());
     let sealed = opened(&mut op_rx, &broker).await;
-    assert_eq!((sealed.payload.as_slice(), sealed.publisher.as_str()), (&b"42 W"[..], "broker"));
-    assert!(sealed.policy.contains("role:operator"), "{}", sealed.policy);
+    assert_eq!((sealed.payload(), sealed.publisher()), (&b"42 W"[..], "broker"));
+    assert!(sealed.policy().contains("role:operator"), "{}", sealed.policy());
     // A plain mosquitto_sub sees the retained legacy message only as ciphertext.
     let stored = broker.subscribe(&["-t", "legacy/meter-1/power", "-C", "1", "-N", "-W", "10"]);
     let stored = blocking(move || stored.wait_with_output()).await.expect("sub").stdout;
@@ -185,9 +189,9 @@ async fn enforcement_and_sealing_through_mosquitto() {
     let mut retained = std::collections::BTreeSet::new();
     loop {
         match late_rx.next_timeout(WAIT).await {
-            Some(Ok(message)) if message.payload == b"marker 2" => break,
+            Some(Ok(message)) if message.payload() == b"marker 2" => break,
             Some(Ok(message)) => {
-                retained.insert(message.payload);
+                retained.insert(message.into_payload());
             }
             Some(Err(MessageError::Replay { .. })) => {}
             Some(Err(MessageError::UnknownKey { topic, .. })) if topic == "plant/berlin/line1/temp" => break,
@@ -199,15 +203,16 @@ async fn enforcement_and_sealing_through_mosquitto() {
 
     // --- wills, checked when they fire (Mosquitto 2.0 shows them to plugins only then).
     let mut sealer = Sealer::new(
-        sensor_id.device_id.clone(),
-        world.identity("sensor-1").signing_key,
-        sensor_id.credential.clone(),
-        Arc::new(world.identity("sensor-1").public_key),
-        sensor_id.epoch,
+        sensor_id.device_id().clone(),
+        world.identity("sensor-1").into_parts().signing_key,
+        sensor_id.credential().to_vec(),
+        Arc::new(world.identity("sensor-1").into_parts().public_key),
+        sensor_id.epoch(),
         SessionPolicy::default(),
     );
-    let mut seal =
-        |topic: &str, text: &[u8]| sealer.seal(topic, &policy(), text, false, &mut rand_core::OsRng).expect("seal");
+    let mut seal = |topic: &str, text: &[u8]| {
+        sealer.seal(topic, &policy(), text, false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng).expect("seal")
+    };
     let will_topic = "plant/berlin/line1/will";
     let connect = |client_id: &str, will: &Will<'_>| {
         let token = common::token(&sensor_id, client_id);
@@ -265,7 +270,7 @@ async fn enforcement_and_sealing_through_mosquitto() {
     drop(stream);
     let will = opened(&mut op_rx, &broker).await;
     assert_eq!(
-        (will.payload.as_slice(), will.publisher.as_str(), will.topic.as_str()),
+        (will.payload(), will.publisher(), will.topic()),
         (&b"meter offline"[..], "broker", "legacy/meter-1/status")
     );
     tokio::time::sleep(Duration::from_millis(300)).await;

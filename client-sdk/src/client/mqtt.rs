@@ -18,11 +18,12 @@ pub(super) fn qos(level: u8) -> QoS {
     }
 }
 
-pub(super) fn level(q: QoS) -> u8 {
+/// The engine's QoS of a delivery (rumqttc's two enums meet the engine's one here, and only here).
+pub(super) fn level(q: QoS) -> smqtt_session::QoS {
     match q {
-        QoS::AtMostOnce => 0,
-        QoS::AtLeastOnce => 1,
-        QoS::ExactlyOnce => 2,
+        QoS::AtMostOnce => smqtt_session::QoS::AtMostOnce,
+        QoS::AtLeastOnce => smqtt_session::QoS::AtLeastOnce,
+        QoS::ExactlyOnce => smqtt_session::QoS::ExactlyOnce,
     }
 }
 
@@ -34,11 +35,11 @@ pub(super) fn qos5(level: u8) -> mqtt5::mqttbytes::QoS {
     }
 }
 
-pub(super) fn level5(q: mqtt5::mqttbytes::QoS) -> u8 {
+pub(super) fn level5(q: mqtt5::mqttbytes::QoS) -> smqtt_session::QoS {
     match q {
-        mqtt5::mqttbytes::QoS::AtMostOnce => 0,
-        mqtt5::mqttbytes::QoS::AtLeastOnce => 1,
-        mqtt5::mqttbytes::QoS::ExactlyOnce => 2,
+        mqtt5::mqttbytes::QoS::AtMostOnce => smqtt_session::QoS::AtMostOnce,
+        mqtt5::mqttbytes::QoS::AtLeastOnce => smqtt_session::QoS::AtLeastOnce,
+        mqtt5::mqttbytes::QoS::ExactlyOnce => smqtt_session::QoS::ExactlyOnce,
     }
 }
 

@@ -40,7 +40,7 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     let operator = enroll(&authority, "op-2", "role:operator, site:berlin", &[]);
     let admin = enroll(&authority, "admin-2", "role:admin, site:berlin", &[]);
     let epoch0 = authority.epoch();
-    let authority_key = admin.identity().authority_key;
+    let authority_key = *admin.identity().authority_key();
     wait_for("the broker to cache the authority's epoch statement", WAIT, || {
         (statement_epoch(&epoch_cache, &authority_key) == Some(epoch0)).then_some(())
     });
@@ -83,8 +83,8 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     let mut received = BTreeSet::new();
     let record = |d: smqtt_client::Delivery, received: &mut BTreeSet<u64>| {
         let m = d.expect("op-2 reads every reading of the stream");
-        if m.topic == STREAM_TOPIC {
-            let seq: u64 = String::from_utf8_lossy(&m.payload).parse().expect("sequence number");
+        if m.topic() == STREAM_TOPIC {
+            let seq: u64 = String::from_utf8_lossy(m.payload()).parse().expect("sequence number");
             assert!(received.insert(seq), "reading {seq} delivered twice");
         }
     };
@@ -149,8 +149,8 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     let policy = Policy::parse(TEMP_POLICY).expect("policy");
     publisher.publish(STREAM_TOPIC, &policy, 1, false, b"after renewal").await.expect("publish");
     let message = next_data(&mut rx, "op-2", WAIT).await.expect("op-2 reads after renewing");
-    assert_eq!(message.payload, b"after renewal");
-    assert!(message.policy.contains(&format!("epoch:{epoch1}")), "{}", message.policy);
+    assert_eq!(message.payload(), b"after renewal");
+    assert!(message.policy().contains(&format!("epoch:{epoch1}")), "{}", message.policy());
 
     // Every acknowledged change is in the database, and the audit chain verifies.
     let verified = authority.audit_verify_offline();

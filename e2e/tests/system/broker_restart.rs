@@ -108,7 +108,7 @@ async fn mosquitto_restart_keeps_qos1_messages_for_offline_persistent_sessions_b
     publish_lines(&sensor, port, QUEUED_TOPIC, &lines);
     for i in 0..N {
         let m = next_data(&mut watch_rx, "admin-3", WAIT).await.expect("admin-3 reads");
-        assert_eq!(m.payload, lines[i as usize].as_bytes());
+        assert_eq!(m.payload(), lines[i as usize].as_bytes());
     }
     watch.disconnect().await;
 
@@ -121,8 +121,8 @@ async fn mosquitto_restart_keeps_qos1_messages_for_offline_persistent_sessions_b
     let deadline = Instant::now() + WAIT;
     while (got.len() as u64) < N && Instant::now() < deadline {
         match sub_rx.next_timeout(deadline.saturating_duration_since(Instant::now())).await {
-            Some(Ok(m)) if m.topic == QUEUED_TOPIC => {
-                *got.entry(String::from_utf8_lossy(&m.payload).into()).or_default() += 1
+            Some(Ok(m)) if m.topic() == QUEUED_TOPIC => {
+                *got.entry(String::from_utf8_lossy(m.payload()).into()).or_default() += 1
             }
             Some(Ok(_)) => {}
             Some(Err(MessageError::Replay { .. })) => panic!("a queued message was refused as a replay"),
@@ -177,7 +177,7 @@ async fn smqtt_broker_restart_loses_offline_queue_no_persistence_then_resubscrib
     publish_lines(&sensor, port, QUEUED_TOPIC, &lines);
     for line in &lines {
         let m = next_data(&mut stay_rx, "admin-4", WAIT).await.expect("admin-4 reads");
-        assert_eq!(m.payload, line.as_bytes());
+        assert_eq!(m.payload(), line.as_bytes());
     }
 
     broker.restart();
@@ -191,12 +191,12 @@ async fn smqtt_broker_restart_loses_offline_queue_no_persistence_then_resubscrib
     let message = loop {
         crate::harness::publish_cli(&sensor, port, "plant/berlin/line4/after", TEMP_POLICY, "after restart");
         match stay_rx.next_timeout(Duration::from_millis(1500)).await {
-            Some(Ok(m)) if m.topic == "plant/berlin/line4/after" => break m,
+            Some(Ok(m)) if m.topic() == "plant/berlin/line4/after" => break m,
             Some(other) => panic!("admin-4 after the restart: {other:?}"),
             None => assert!(Instant::now() < deadline, "admin-4 never resubscribed after the broker restart"),
         }
     };
-    assert_eq!(message.payload, b"after restart");
+    assert_eq!(message.payload(), b"after restart");
     sub.disconnect().await;
     stay.disconnect().await;
     eprintln!(

@@ -69,17 +69,18 @@ async fn hundred_concurrent_clients_qos1_none_lost_none_refused_body() {
             while let Some(delivery) = rx.next().await {
                 let mut t = shared.lock().expect("tally");
                 match delivery {
-                    Ok(m) if m.topic == "load/probe/seq" => t.probes += 1,
+                    Ok(m) if m.topic() == "load/probe/seq" => t.probes += 1,
                     Ok(m) => {
-                        let text = String::from_utf8_lossy(&m.payload).into_owned();
+                        let text = String::from_utf8_lossy(m.payload()).into_owned();
                         let (publisher, seq) = text.split_once(' ').expect("payload: publisher seq");
                         let seq: u64 = seq.parse().expect("sequence number");
                         let expected = t.next.get(publisher).copied().unwrap_or(0);
-                        if seq == expected && m.publisher == publisher && m.topic == format!("load/{publisher}/seq") {
+                        if seq == expected && m.publisher() == publisher && m.topic() == format!("load/{publisher}/seq")
+                        {
                             t.next.insert(publisher.to_owned(), seq + 1);
                             t.accepted += 1;
                         } else {
-                            t.problems.push(format!("{} #{seq} on {}: expected #{expected}", m.publisher, m.topic));
+                            t.problems.push(format!("{} #{seq} on {}: expected #{expected}", m.publisher(), m.topic()));
                         }
                     }
                     Err(e) if e.to_string().contains("load/probe/seq") && t.accepted == 0 => t.probes += 1,

@@ -14,7 +14,7 @@ pub const PROBE_TOPIC: &str = "plant/berlin/probe";
 /// Whether a delivery is about `topic` or a topic below it (for refusals: their text names it).
 pub fn is_about(delivery: &Delivery, topic: &str) -> bool {
     match delivery {
-        Ok(message) => message.topic.starts_with(topic),
+        Ok(message) => message.topic().starts_with(topic),
         Err(error) => error.to_string().contains(topic),
     }
 }
@@ -34,10 +34,10 @@ pub async fn next_data(rx: &mut Messages, who: &str, timeout: Duration) -> Deliv
 /// Whether a broker accepts a CONNECT from `identity` (username = device id, password = a fresh CONNECT token).
 pub async fn broker_accepts(port: u16, identity: &Identity, client_id: &str) -> bool {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let token = smqtt_wire::ConnectToken::create(&identity.signing_key, &identity.credential, client_id, now)
+    let token = smqtt_wire::ConnectToken::create(identity.signing_key(), identity.credential(), client_id, now)
         .expect("CONNECT token");
     let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
-    options.set_credentials(identity.device_id.as_str(), token);
+    options.set_credentials(identity.device_id().as_str(), token);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 8);
     let answer = tokio::time::timeout(Duration::from_secs(10), async {

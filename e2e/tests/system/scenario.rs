@@ -36,7 +36,7 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     // Devices: registered with the admin CLI, enrolled with `smqtt enroll`.
     let sensor = enroll(&authority, "temp-1", "role:sensor, site:berlin", &["plant/berlin/#"]);
     let operator = enroll(&authority, "op-berlin", "role:operator, site:berlin", &[]);
-    let authority_key = operator.identity().authority_key;
+    let authority_key = *operator.identity().authority_key();
     assert_eq!(statement_epoch(&epoch_file, &authority_key), Some(epoch0), "the statement the broker started from");
     let admin = enroll(&authority, "admin-berlin", "role:admin, site:berlin", &[]);
     let paris = enroll(&authority, "op-paris", "role:operator, site:paris", &[]);
@@ -76,10 +76,10 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     // 1. One reading: the two Berlin operators/admins read it, Paris is not authorised.
     publish_cli(&sensor, port, TEMP_TOPIC, TEMP_POLICY, "21.5 C");
     let message = next_data(&mut op_rx, "op-berlin", WAIT).await.expect("op-berlin reads");
-    assert_eq!(message.payload, b"21.5 C");
-    assert_eq!(message.topic, TEMP_TOPIC);
-    assert_eq!(message.publisher, "temp-1");
-    assert!(message.policy.contains(&format!("epoch:{epoch0}")), "{}", message.policy);
+    assert_eq!(message.payload(), b"21.5 C");
+    assert_eq!(message.topic(), TEMP_TOPIC);
+    assert_eq!(message.publisher(), "temp-1");
+    assert!(message.policy().contains(&format!("epoch:{epoch0}")), "{}", message.policy());
     let read = admin_sub.next_skipping(PROBE_TOPIC, WAIT);
     assert_eq!(read["payload"], "21.5 C", "admin-berlin: {read}");
     assert_eq!(read["publisher"], "temp-1");
@@ -139,8 +139,8 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
     // 3. New data, for the new epoch: op-berlin continues, the revoked admin cannot read it, Paris still not.
     publish_cli(&sensor, port, TEMP_TOPIC, TEMP_POLICY, "22.0 C");
     let message = next_data(&mut op_rx, "op-berlin", WAIT).await.expect("op-berlin reads after renewing");
-    assert_eq!(message.payload, b"22.0 C");
-    assert!(message.policy.contains(&format!("epoch:{epoch1}")), "{}", message.policy);
+    assert_eq!(message.payload(), b"22.0 C");
+    assert!(message.policy().contains(&format!("epoch:{epoch1}")), "{}", message.policy());
     let refused = admin_sub.next_skipping(PROBE_TOPIC, WAIT);
     assert_eq!(refused["error"], "not_authorised", "revoked admin-berlin: {refused}");
     assert!(refused["message"].as_str().is_some_and(|m| m.contains(&format!("epoch:{epoch1}"))), "{refused}");

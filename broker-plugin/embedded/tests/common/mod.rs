@@ -97,7 +97,7 @@ pub fn broker(gate: &str, dir: &Path) -> RunningBroker {
 }
 
 pub fn token(identity: &Identity, client_id: &str) -> String {
-    ConnectToken::create(&identity.signing_key, &identity.credential, client_id, now()).expect("token")
+    ConnectToken::create(identity.signing_key(), identity.credential(), client_id, now()).expect("token")
 }
 
 /// What a raw v3.1.1 client saw.

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use smqtt_abe::{AttributeSet, MasterKey, Policy, PublicKey};
-use smqtt_client::{Opener, Sealer, SessionPolicy};
 use smqtt_gate::Gate;
+use smqtt_session::{Opener, Sealer, SessionPolicy};
 use smqtt_wire::{ConnectToken, CredentialBody, DeviceId, SigningKey, TopicFilter};
 
 pub fn now() -> u64 {

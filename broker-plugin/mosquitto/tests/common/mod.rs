@@ -127,7 +127,7 @@ impl World {
 
 /// A fresh CONNECT token (the MQTT password) for `identity` connecting as `client_id`.
 pub fn token(identity: &Identity, client_id: &str) -> String {
-    smqtt_wire::ConnectToken::create(&identity.signing_key, &identity.credential, client_id, now()).expect("token")
+    smqtt_wire::ConnectToken::create(identity.signing_key(), identity.credential(), client_id, now()).expect("token")
 }
 
 /// A mosquitto process with the plugin loaded; killed on drop.

@@ -304,14 +304,14 @@ async fn run(command: Command) -> Result<(), Failure> {
                 tokio::task::spawn_blocking(move || DeviceStore::enroll_pinned(&store, &authority, &token, &options))
                     .await
                     .map_err(|e| Failure(e.to_string(), 2))??;
-            println!("enrolled {} (epoch {})", identity.device_id, identity.epoch);
+            println!("enrolled {} (epoch {})", identity.device_id(), identity.epoch());
             Ok(())
         }
         Command::Renew { store } => {
             let identity = tokio::task::spawn_blocking(move || DeviceStore::at(&store).renew())
                 .await
                 .map_err(|e| Failure(e.to_string(), 2))??;
-            println!("renewed {} (epoch {})", identity.device_id, identity.epoch);
+            println!("renewed {} (epoch {})", identity.device_id(), identity.epoch());
             Ok(())
         }
         Command::Pub { broker, topic, policy, message, file, lines, qos, retain } => {

@@ -54,24 +54,24 @@ pub(crate) fn json_string(text: &str) -> String {
 pub(crate) fn verbose_line(message: &Message) -> String {
     format!(
         "{} [{}] {}",
-        escaped(message.topic.as_bytes()),
-        escaped(message.publisher.as_bytes()),
-        escaped(&message.payload)
+        escaped(message.topic().as_bytes()),
+        escaped(message.publisher().as_bytes()),
+        escaped(message.payload())
     )
 }
 
 /// The `--json` line of `message` (without the newline).
 pub(crate) fn json_line(message: &Message) -> String {
-    let text = std::str::from_utf8(&message.payload).map_or_else(|_| "null".to_owned(), json_string);
+    let text = std::str::from_utf8(message.payload()).map_or_else(|_| "null".to_owned(), json_string);
     format!(
         "{{\"topic\":{},\"publisher\":{},\"payload\":{},\"payload_base64\":\"{}\",\"policy\":{},\"qos\":{},\"retain\":{}}}",
-        json_string(&message.topic),
-        json_string(&message.publisher),
+        json_string(message.topic()),
+        json_string(message.publisher()),
         text,
-        base64::engine::general_purpose::STANDARD.encode(&message.payload),
-        json_string(&message.policy),
-        message.qos,
-        message.retain
+        base64::engine::general_purpose::STANDARD.encode(message.payload()),
+        json_string(message.policy()),
+        message.qos(),
+        message.retain()
     )
 }
 

@@ -232,7 +232,7 @@ pub(crate) async fn print(
 fn write(delivery: &smqtt_client::Delivery, format: Format) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     match (delivery, format) {
-        (Ok(m), Format::Plain) => out.write_all(&m.payload).and_then(|()| out.write_all(b"\n"))?,
+        (Ok(m), Format::Plain) => out.write_all(m.payload()).and_then(|()| out.write_all(b"\n"))?,
         (Ok(m), Format::Verbose) => writeln!(out, "{}", output::verbose_line(m))?,
         (Ok(m), Format::Json) => writeln!(out, "{}", output::json_line(m))?,
         (Err(e), Format::Json) => writeln!(out, "{}", output::json_refusal(e))?,
