@@ -262,15 +262,14 @@ impl Limits {
         const MAX_TIMEOUT_SECS: u64 = 86_400;
         const MAX_COUNT: usize = 1_000_000;
         if self.body_bytes < 1024 || self.request_timeout_secs == 0 {
-            return Err(Error::Config("limits.body_bytes must be >= 1024 and request_timeout_secs > 0".into()));
+            return Err(Error::config("limits.body_bytes must be >= 1024 and request_timeout_secs > 0"));
         }
         let timeouts = [self.header_timeout_secs, self.idle_timeout_secs, self.tls_handshake_timeout_secs];
         let counts = [self.rate_tracked_clients, self.max_connections, self.max_connections_per_ip];
         if timeouts.contains(&0) || counts.contains(&0) {
-            return Err(Error::Config(
+            return Err(Error::config(
                 "limits: header_timeout_secs, idle_timeout_secs, tls_handshake_timeout_secs, rate_tracked_clients, \
-                 max_connections and max_connections_per_ip must be > 0"
-                    .into(),
+                 max_connections and max_connections_per_ip must be > 0",
             ));
         }
         // Upper bounds: a timeout meant as "never" would overflow the clock arithmetic, a count beyond these
@@ -278,7 +277,7 @@ impl Limits {
         if timeouts.iter().chain([&self.request_timeout_secs]).any(|&t| t > MAX_TIMEOUT_SECS)
             || counts.iter().any(|&c| c > MAX_COUNT)
         {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "limits: timeouts must be at most {MAX_TIMEOUT_SECS} s and rate_tracked_clients, max_connections \
                  and max_connections_per_ip at most {MAX_COUNT}"
             )));
@@ -317,9 +316,10 @@ impl Config {
     /// # Errors
     /// [`Error::Io`], [`Error::Config`] with the TOML error's message.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // The message is the parser's one line; the error itself (with the spot it points at) is the source.
         let mut config: Config =
-            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {}", path.display(), e.message())))?;
+            toml::from_str(&text).map_err(|e| Error::config_from(format!("{}: {}", path.display(), e.message()), e))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let absolute = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -351,7 +351,29 @@ impl Config {
             (Some(name), None, None) => UnsealWith::from_env(name),
             (None, Some(path), None) => UnsealWith::from_passphrase_file(path),
             (None, None, Some(path)) => Ok(UnsealWith::KeyFile(path.clone())),
-            _ => Err(Error::Config("[unseal] takes exactly one of passphrase_env, passphrase_file, key_file".into())),
+            _ => Err(Error::config("[unseal] takes exactly one of passphrase_env, passphrase_file, key_file")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_configuration_that_does_not_load_keeps_the_parsers_and_the_file_systems_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("authority.toml");
+        std::fs::write(&path, "data_dir = \"d\"\nlisten = 7\n").expect("write");
+        let error = Config::load(&path).expect_err("not a configuration");
+        let parsed = error.source().and_then(|s| s.downcast_ref::<toml::de::Error>()).expect("the TOML error");
+        // The message is the parser's one line, as it always was.
+        assert_eq!(error.to_string(), format!("{}: {}", path.display(), parsed.message()));
+        assert!(matches!(error, Error::Config { .. }));
+
+        let missing = Config::load(&dir.path().join("missing.toml")).expect_err("no such file");
+        let kind = missing.source().and_then(|s| s.downcast_ref::<std::io::Error>()).map(std::io::Error::kind);
+        assert_eq!(kind, Some(std::io::ErrorKind::NotFound), "{missing}");
     }
 }

@@ -12,7 +12,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, &e))
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Error::io(dir, e))
 }
 
 /// Writes `bytes` to a new file with `mode`; fails if the file exists.
@@ -21,15 +21,15 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Error::AlreadyExists(path.display().to_string())
         } else {
-            Error::io(path, &e)
+            Error::io(path, e)
         }
     })?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| Error::io(path, &e))
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| Error::io(path, e))
 }
 
 /// Sets `path`'s mode.
 pub(crate) fn restrict(path: &Path, mode: u32) -> Result<()> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, &e))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| Error::io(path, e))
 }
 
 /// Replaces `path` atomically with `bytes` (mode `mode`): a temporary file in the same folder, written and
@@ -43,7 +43,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     };
     let name = path
         .file_name()
-        .ok_or_else(|| Error::Io { path: path.display().to_string(), message: "not a file name".into() })?;
+        .ok_or_else(|| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")))?;
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
     temp_name.push(format!(".{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
@@ -59,7 +59,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&temp);
-        return Err(Error::io(path, &e));
+        return Err(Error::io(path, e));
     }
     Ok(())
 }
@@ -80,11 +80,12 @@ pub fn write_statement(path: &Path, text: &str) -> Result<()> {
 pub fn read_verifying_key(data_dir: &Path) -> Result<smqtt_wire::VerifyingKey> {
     use base64::Engine as _;
     let key_path = data_dir.join(crate::VERIFYING_KEY_FILE);
-    let text = std::fs::read_to_string(&key_path).map_err(|e| Error::io(&key_path, &e))?;
+    let text = std::fs::read_to_string(&key_path).map_err(|e| Error::io(&key_path, e))?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|_| Error::Config(format!("{} is not base64", key_path.display())))?;
+        .map_err(|e| Error::config_from(format!("{} is not base64", key_path.display()), e))?;
     let bytes: [u8; 32] =
-        bytes.try_into().map_err(|_| Error::Config(format!("{} is not a 32-byte key", key_path.display())))?;
-    smqtt_wire::VerifyingKey::from_bytes(&bytes).map_err(|e| Error::Config(format!("{}: {e}", key_path.display())))
+        bytes.try_into().map_err(|_| Error::config(format!("{} is not a 32-byte key", key_path.display())))?;
+    smqtt_wire::VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| Error::config_from(format!("{}: {e}", key_path.display()), e))
 }

@@ -18,7 +18,9 @@
 //! config.unseal.key_file = Some("authority.key".into());
 //! let authority = Arc::new(Authority::open(config)?);
 //! let app = router(AppState::new(authority));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8740").await.map_err(|e| smqtt_authority::Error::Config(e.to_string()))?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8740")
+//!     .await
+//!     .map_err(|source| smqtt_authority::Error::Listener { source })?;
 //! axum::serve(listener, app).await.ok();
 //! # Ok(()) }
 //! ```

@@ -72,7 +72,8 @@ impl UnsealWith {
     pub fn from_env(name: &str) -> Result<UnsealWith> {
         match std::env::var(name) {
             Ok(value) if !value.is_empty() => Ok(UnsealWith::Passphrase(Zeroizing::new(value))),
-            _ => Err(Error::Config(format!("environment variable {name} is not set or empty"))),
+            // No cause: `VarError::NotUnicode` carries the value, the passphrase itself.
+            _ => Err(Error::config(format!("environment variable {name} is not set or empty"))),
         }
     }
 
@@ -81,10 +82,10 @@ impl UnsealWith {
     /// # Errors
     /// [`Error::Io`], or [`Error::Config`] if the file is empty.
     pub fn from_passphrase_file(path: &Path) -> Result<UnsealWith> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, &e))?);
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?);
         let line = text.lines().next().unwrap_or("");
         if line.is_empty() {
-            return Err(Error::Config(format!("passphrase file {} is empty", path.display())));
+            return Err(Error::config(format!("passphrase file {} is empty", path.display())));
         }
         Ok(UnsealWith::Passphrase(Zeroizing::new(line.to_owned())))
     }
@@ -114,19 +115,19 @@ fn wrapping_key(mode: u8, with: &UnsealWith, costs: [u32; 3], salt: &[u8]) -> Re
                 .map_err(|_| Error::Unseal)?;
         }
         (MODE_KEY_FILE, UnsealWith::KeyFile(path)) => {
-            let material = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, &e))?);
+            let material = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
             if material.len() < 32 || material.len() > 4096 {
-                return Err(Error::Config(format!("key file {} must hold 32 to 4096 bytes", path.display())));
+                return Err(Error::config(format!("key file {} must hold 32 to 4096 bytes", path.display())));
             }
             hkdf::Hkdf::<sha2::Sha256>::new(Some(salt), &material)
                 .expand(b"smqtt/authority/key-file/v1", key.as_mut())
                 .map_err(|_| Error::Unseal)?;
         }
         (MODE_PASSPHRASE, UnsealWith::KeyFile(_)) => {
-            return Err(Error::Config("the sealed file needs a passphrase, not a key file".into()))
+            return Err(Error::config("the sealed file needs a passphrase, not a key file"))
         }
         (MODE_KEY_FILE, UnsealWith::Passphrase(_)) => {
-            return Err(Error::Config("the sealed file needs its key file, not a passphrase".into()))
+            return Err(Error::config("the sealed file needs its key file, not a passphrase"))
         }
         _ => return Err(Error::Unseal),
     }
@@ -136,7 +137,8 @@ fn wrapping_key(mode: u8, with: &UnsealWith, costs: [u32; 3], salt: &[u8]) -> Re
 /// Seals `secrets` under `with`.
 ///
 /// # Errors
-/// [`Error::Rng`], [`Error::Io`] for an unreadable key file.
+/// [`Error::Rng`], [`Error::Io`] for an unreadable key file, [`Error::Config`] for a key file of the wrong size,
+/// [`Error::Seal`] if the cipher refuses.
 pub fn seal<R: RngCore + CryptoRng>(secrets: &Secrets, with: &UnsealWith, rng: &mut R) -> Result<Vec<u8>> {
     let mode = match with {
         UnsealWith::Passphrase(_) => MODE_PASSPHRASE,
@@ -145,8 +147,8 @@ pub fn seal<R: RngCore + CryptoRng>(secrets: &Secrets, with: &UnsealWith, rng: &
     let costs = [ARGON2_M_COST_KIB, ARGON2_T_COST, ARGON2_LANES];
     let mut salt = [0u8; 16];
     let mut nonce = [0u8; 24];
-    rng.try_fill_bytes(&mut salt).map_err(|_| Error::Rng)?;
-    rng.try_fill_bytes(&mut nonce).map_err(|_| Error::Rng)?;
+    rng.try_fill_bytes(&mut salt).map_err(Error::rng)?;
+    rng.try_fill_bytes(&mut nonce).map_err(Error::rng)?;
     let mut out = Vec::with_capacity(HEADER_LEN + 8192);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[if secrets.state_macs { VERSION } else { VERSION_1 }, mode]);
@@ -160,15 +162,15 @@ pub fn seal<R: RngCore + CryptoRng>(secrets: &Secrets, with: &UnsealWith, rng: &
     let pk = secrets.public_key.to_bytes();
     let msk = secrets.master_key.to_bytes();
     for part in [&pk[..], &msk[..]] {
-        plain.extend_from_slice(&u32::try_from(part.len()).map_err(|_| Error::Unseal)?.to_be_bytes());
+        plain.extend_from_slice(&u32::try_from(part.len()).map_err(|_| Error::Seal)?.to_be_bytes());
         plain.extend_from_slice(part);
     }
     plain.extend_from_slice(secrets.signing_key.to_bytes().as_ref());
     if secrets.state_macs {
         plain.push(FLAG_STATE_MACS);
     }
-    let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| Error::Unseal)?;
-    let body = cipher.encrypt(&XNonce::from(nonce), Payload { msg: &plain, aad: &out }).map_err(|_| Error::Unseal)?;
+    let cipher = XChaCha20Poly1305::new_from_slice(key.as_ref()).map_err(|_| Error::Seal)?;
+    let body = cipher.encrypt(&XNonce::from(nonce), Payload { msg: &plain, aad: &out }).map_err(|_| Error::Seal)?;
     out.extend_from_slice(&body);
     Ok(out)
 }

@@ -62,25 +62,27 @@ fn now_unix() -> u64 {
 
 fn new_token<R: RngCore + CryptoRng>(prefix: &str, rng: &mut R) -> Result<String> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    rng.try_fill_bytes(bytes.as_mut()).map_err(|_| Error::Rng)?;
+    rng.try_fill_bytes(bytes.as_mut()).map_err(Error::rng)?;
     Ok(format!("{prefix}{}", B64URL.encode(bytes.as_ref())))
 }
 
 fn decode_fixed<const N: usize>(what: &str, text: &str) -> Result<[u8; N]> {
-    let bytes = B64.decode(text).map_err(|_| Error::Invalid(format!("{what} is not base64")))?;
-    bytes.try_into().map_err(|_| Error::Invalid(format!("{what} must be {N} bytes")))
+    let bytes = B64
+        .decode(text)
+        .map_err(|e| Error::Invalid { message: format!("{what} is not base64"), source: Some(e.into()) })?;
+    bytes.try_into().map_err(|_| Error::invalid(format!("{what} must be {N} bytes")))
 }
 
 /// Parses an administrator's attribute list, refusing the reserved `epoch` names.
 fn device_attributes(text: &str) -> Result<AttributeSet> {
-    let set = AttributeSet::parse(text).map_err(|e| Error::Invalid(format!("attributes: {e}")))?;
+    let set = AttributeSet::parse(text).map_err(|e| Error::invalid_field("attributes", e))?;
     for item in set.iter() {
         let reserved = match &item {
             KeyAttribute::Plain(a) => a.as_bytes() == b"epoch" || a.as_bytes().starts_with(b"epoch:"),
             KeyAttribute::Numeric { name, .. } => name.as_bytes() == b"epoch",
         };
         if reserved {
-            return Err(Error::Invalid("attributes: `epoch` is reserved for the authority".into()));
+            return Err(Error::invalid("attributes: `epoch` is reserved for the authority"));
         }
     }
     Ok(set)
@@ -131,7 +133,7 @@ impl Authority {
     /// As [`Authority::open`].
     pub fn open_with(config: Config, with: &crate::sealed::UnsealWith) -> Result<Authority> {
         let sealed_path = config.data_dir.join(crate::SEALED_FILE);
-        let bytes = std::fs::read(&sealed_path).map_err(|e| Error::io(&sealed_path, &e))?;
+        let bytes = std::fs::read(&sealed_path).map_err(|e| Error::io(&sealed_path, e))?;
         let mut secrets = crate::sealed::unseal(&bytes, with)?;
         let signer = Arc::new(smqtt_wire::SigningKey::from_bytes(&secrets.signing_key.to_bytes()));
         let provenance = if secrets.state_macs { Provenance::HadMacs } else { Provenance::Unrecorded };
@@ -197,7 +199,10 @@ impl Authority {
     pub fn write_statement_file(&self) -> Result<Option<&Path>> {
         let Some(path) = self.config.epochs.statement_file.as_deref() else { return Ok(None) };
         // Under the lock and read afresh: of two concurrent rotations, the one that writes last writes the newer.
-        let _guard = self.statement_file.lock().map_err(|_| Error::Storage("statement lock poisoned".into()))?;
+        let _guard = self
+            .statement_file
+            .lock()
+            .map_err(|_| Error::Internal { what: "statement lock poisoned", source: None })?;
         let text = self.statement(self.store.epoch()?, now_unix());
         crate::files::write_statement(path, &text)?;
         Ok(Some(path))
@@ -253,23 +258,23 @@ impl Authority {
     /// # Errors
     /// [`Error::Invalid`] for a bad id, attributes or topic filter; [`Error::Conflict`] for a taken id.
     pub fn add_device(&self, actor: &str, request: &NewDevice, now: u64) -> Result<DeviceCreated> {
-        let id = DeviceId::new(&request.device_id).map_err(|e| Error::Invalid(format!("device_id: {e}")))?;
+        let id = DeviceId::new(&request.device_id).map_err(|e| Error::invalid_field("device_id", e))?;
         let attributes = device_attributes(&request.attributes)?;
         if request.publish.len() > MAX_PUBLISH_FILTERS {
-            return Err(Error::Invalid(format!("publish: at most {MAX_PUBLISH_FILTERS} topic filters")));
+            return Err(Error::invalid(format!("publish: at most {MAX_PUBLISH_FILTERS} topic filters")));
         }
         let publish = request
             .publish
             .iter()
             .map(|f| TopicFilter::new(f).map(|f| f.as_str().to_owned()))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Invalid(format!("publish: {e}")))?;
+            .map_err(|e| Error::invalid_field("publish", e))?;
         let ttl = request.token_ttl_secs.unwrap_or(self.config.enrollment.token_ttl_secs);
         if ttl == 0 || ttl > 30 * 86_400 {
-            return Err(Error::Invalid("token_ttl_secs must be between 1 and 2592000".into()));
+            return Err(Error::invalid("token_ttl_secs must be between 1 and 2592000"));
         }
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-        OsRng.try_fill_bytes(secret.as_mut()).map_err(|_| Error::Rng)?;
+        OsRng.try_fill_bytes(secret.as_mut()).map_err(Error::rng)?;
         // Pins the authority key, so that the device can check every later answer against it.
         let token = enrollment_token(&secret, &self.verifying_key);
         let record = DeviceRecord {
@@ -326,7 +331,7 @@ impl Authority {
     pub fn rotate(&self, actor: &str, reason: Option<&str>, now: u64) -> Result<EpochInfo> {
         let reason = reason.unwrap_or("manual");
         if reason.len() > 256 {
-            return Err(Error::Invalid("reason: at most 256 bytes".into()));
+            return Err(Error::invalid("reason: at most 256 bytes"));
         }
         let audit = Action::new(actor, "epoch.rotate", "").detail(format!("reason={reason}"));
         let epoch = self.store.rotate(&audit, now)?;
@@ -350,22 +355,21 @@ impl Authority {
     fn credential(&self, device: &DeviceRecord, epoch: Epoch, now: u64) -> Result<Vec<u8>> {
         let key = device.device_key.ok_or(Error::NotEnrolled)?;
         let body = CredentialBody {
-            device_id: DeviceId::new(&device.id).map_err(|e| Error::Storage(format!("stored device id: {e}")))?,
-            device_key: VerifyingKey::from_bytes(&key)
-                .map_err(|e| Error::Storage(format!("stored device key: {e}")))?,
+            device_id: DeviceId::new(&device.id).map_err(|e| Error::stored_value("stored device id", e))?,
+            device_key: VerifyingKey::from_bytes(&key).map_err(|e| Error::stored_value("stored device key", e))?,
             attributes: AttributeSet::parse(&device.attributes)
-                .map_err(|e| Error::Storage(format!("stored attributes: {e}")))?,
+                .map_err(|e| Error::stored_value("stored attributes", e))?,
             publish: device
                 .publish
                 .iter()
                 .map(|f| TopicFilter::new(f))
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::Storage(format!("stored topic filter: {e}")))?,
+                .map_err(|e| Error::stored_value("stored topic filter", e))?,
             epoch: epoch.number,
             not_before: now.saturating_sub(self.config.limits.clock_skew_secs),
             not_after: now.saturating_add(self.config.credentials.lifetime_secs),
         };
-        body.sign(&self.signing_key).map_err(|e| Error::Crypto(e.to_string()))
+        body.sign(&self.signing_key).map_err(Error::crypto)
     }
 
     /// Redeems an enrollment token for a device key (proof of possession required) and returns the credential.
@@ -379,8 +383,7 @@ impl Authority {
         }
         let key_bytes: [u8; 32] = decode_fixed("device_key", &request.device_key)?;
         let signature: [u8; 64] = decode_fixed("signature", &request.signature)?;
-        let device_key =
-            VerifyingKey::from_bytes(&key_bytes).map_err(|e| Error::Invalid(format!("device_key: {e}")))?;
+        let device_key = VerifyingKey::from_bytes(&key_bytes).map_err(|e| Error::invalid_field("device_key", e))?;
         device_key
             .verify(ENROLL_DOMAIN, &enrollment_signing_bytes(&request.token, &device_key), &signature)
             .map_err(|_| Error::Unauthorized("enrollment signature does not verify"))?;
@@ -402,7 +405,7 @@ impl Authority {
     /// [`Error::Invalid`], [`Error::Unauthorized`] (unknown device or bad signature), [`Error::Stale`],
     /// [`Error::Replay`], [`Error::Revoked`].
     pub fn issue_key(&self, request: &KeyRequestBody, now: u64) -> Result<IssuedKey> {
-        let device_id = DeviceId::new(&request.device_id).map_err(|e| Error::Invalid(format!("device_id: {e}")))?;
+        let device_id = DeviceId::new(&request.device_id).map_err(|e| Error::invalid_field("device_id", e))?;
         let nonce: [u8; 16] = decode_fixed("nonce", &request.nonce)?;
         let reply_key: [u8; 32] = decode_fixed("reply_key", &request.reply_key)?;
         let signature: [u8; 64] = decode_fixed("signature", &request.signature)?;
@@ -410,7 +413,7 @@ impl Authority {
         let device = self.store.device(device_id.as_str())?.ok_or_else(unauthorized)?;
         let device_key_bytes = device.device_key.ok_or_else(unauthorized)?;
         let device_key =
-            VerifyingKey::from_bytes(&device_key_bytes).map_err(|e| Error::Storage(format!("device key: {e}")))?;
+            VerifyingKey::from_bytes(&device_key_bytes).map_err(|e| Error::stored_value("device key", e))?;
         let signed = KeyRequest { device_id: device_id.clone(), timestamp: request.timestamp, nonce, reply_key };
         signed.verify(&device_key, &signature).map_err(|_| unauthorized())?;
         if device.status == DeviceStatus::Revoked {
@@ -430,19 +433,16 @@ impl Authority {
         let (device, epoch) =
             self.store.begin_key_issue(device_id.as_str(), &device_key_bytes, &nonce, &audit, now, forget_before)?;
         let mut items: Vec<KeyAttribute> = AttributeSet::parse(&device.attributes)
-            .map_err(|e| Error::Storage(format!("stored attributes: {e}")))?
+            .map_err(|e| Error::stored_value("stored attributes", e))?
             .iter()
             .collect();
-        let epoch_attr = Attribute::new(epoch_attribute(epoch.number)).map_err(|e| Error::Crypto(e.to_string()))?;
+        let epoch_attr = Attribute::new(epoch_attribute(epoch.number)).map_err(Error::crypto)?;
         items.push(KeyAttribute::Plain(epoch_attr));
-        let attributes = AttributeSet::new(items).map_err(|e| Error::Invalid(format!("attributes: {e}")))?;
-        let user_key = self
-            .secrets
-            .master_key
-            .keygen(&self.secrets.public_key, &attributes, &mut OsRng)
-            .map_err(|e| Error::Crypto(e.to_string()))?;
+        let attributes = AttributeSet::new(items).map_err(|e| Error::invalid_field("attributes", e))?;
+        let user_key =
+            self.secrets.master_key.keygen(&self.secrets.public_key, &attributes, &mut OsRng).map_err(Error::crypto)?;
         let sealed = seal_to(&reply_key, &signed.signing_bytes(), &user_key.to_bytes(), &mut OsRng)
-            .map_err(|e| Error::Invalid(format!("reply_key: {e}")))?;
+            .map_err(|e| Error::invalid_field("reply_key", e))?;
         let credential = self.credential(&device, epoch, now)?;
         let delivery = KeyDelivery::new(&signed, epoch.number, &self.params_id, &sealed, &credential);
         Ok(IssuedKey {
@@ -501,7 +501,7 @@ pub fn init<R: RngCore + CryptoRng>(
         }
     }
     crate::files::create_private_dir(data_dir)?;
-    let (public_key, master_key) = smqtt_abe::setup(rng).map_err(|_| Error::Rng)?;
+    let (public_key, master_key) = smqtt_abe::setup(rng).map_err(Error::rng_in)?;
     let signing_key = smqtt_wire::SigningKey::generate(rng);
     let verifying_key = signing_key.verifying_key();
     // The seal records from the start that the database has row MACs.

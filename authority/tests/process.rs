@@ -410,7 +410,15 @@ fn serves_https_from_pem_files() {
     let client = Client::with_ca_pem(&server.url, cert.pem().as_bytes()).expect("client");
     assert_eq!(client.params().expect("params over TLS").epoch.epoch, 1);
     // Without the CA the certificate is refused; plain HTTP to the TLS port gets nowhere.
-    assert!(matches!(Client::new(&server.url).params(), Err(smqtt_authority_api::ClientError::Transport(_))));
+    // The transport's own error is kept as the cause.
+    match Client::new(&server.url).params() {
+        Err(error @ smqtt_authority_api::ClientError::Transport { .. }) => {
+            let cause = std::error::Error::source(&error).expect("a cause");
+            assert!(cause.is::<ureq::Transport>(), "{cause:?}");
+            assert_eq!(error.to_string(), format!("cannot reach the authority: {cause}"));
+        }
+        other => panic!("expected a transport failure, got {other:?}"),
+    }
     let plain = server.url.replacen("https://", "http://", 1);
     assert!(Client::new(&plain).params().is_err());
 

@@ -18,7 +18,7 @@ use crate::types::{
     AuditLog, AuditVerification, Device, DeviceCreated, DeviceList, EnrollRequest, Enrolled, EpochInfo, ErrorBody,
     IssuedKey, KeyRequestBody, NewDevice, PublicParams, Revoked, RotateRequest,
 };
-use crate::ClientError;
+use crate::{Cause, ClientError, RngFailure};
 
 /// Largest answer body read from the authority (keys for 256 attributes are well below this).
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
@@ -103,7 +103,8 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn unb64(what: &'static str, text: &str) -> Result<Vec<u8>, ClientError> {
-    B64.decode(text).map_err(|_| ClientError::Decode(format!("{what} is not base64")))
+    B64.decode(text)
+        .map_err(|e| ClientError::Decode { message: format!("{what} is not base64"), source: Some(Cause::new(e)) })
 }
 
 impl Client {
@@ -117,21 +118,25 @@ impl Client {
     /// A client that trusts only the CA certificates in `ca_pem` for `https://` URLs (a private authority CA).
     ///
     /// # Errors
-    /// [`ClientError::Crypto`] if the PEM holds no usable certificate.
+    /// [`ClientError::Tls`] if the PEM holds no usable certificate.
     pub fn with_ca_pem(base_url: &str, ca_pem: &[u8]) -> Result<Client, ClientError> {
         use rustls_pki_types::pem::PemObject as _;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem) {
-            let cert = cert.map_err(|_| ClientError::Crypto("CA file is not PEM".into()))?;
-            roots.add(cert).map_err(|e| ClientError::Crypto(format!("CA certificate: {e}")))?;
+            let cert = cert
+                .map_err(|e| ClientError::Tls { message: "CA file is not PEM".into(), source: Some(Cause::new(e)) })?;
+            roots.add(cert).map_err(|e| ClientError::Tls {
+                message: format!("CA certificate: {e}"),
+                source: Some(Cause::new(e)),
+            })?;
         }
         if roots.is_empty() {
-            return Err(ClientError::Crypto("CA file holds no certificate".into()));
+            return Err(ClientError::Tls { message: "CA file holds no certificate".into(), source: None });
         }
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Crypto(e.to_string()))?
+            .map_err(|e| ClientError::Tls { message: e.to_string(), source: Some(Cause::new(e)) })?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let agent = ureq::AgentBuilder::new()
@@ -170,7 +175,7 @@ impl Client {
                     },
                 })
             }
-            Err(ureq::Error::Transport(transport)) => Err(ClientError::Transport(transport.to_string())),
+            Err(ureq::Error::Transport(transport)) => Err(ClientError::transport(transport)),
         }
     }
 
@@ -189,12 +194,11 @@ impl Client {
     pub fn params(&self) -> Result<Params, ClientError> {
         let raw: PublicParams = self.get("/v1/params")?;
         let public_key = PublicKey::from_bytes(&unb64("public key", &raw.public_key)?)
-            .map_err(|e| ClientError::Decode(format!("public key: {e}")))?;
+            .map_err(|e| ClientError::decode_of("public key", e))?;
         let vk: [u8; 32] = unb64("verifying key", &raw.verifying_key)?
             .try_into()
-            .map_err(|_| ClientError::Decode("verifying key is not 32 bytes".into()))?;
-        let verifying_key =
-            VerifyingKey::from_bytes(&vk).map_err(|e| ClientError::Decode(format!("verifying key: {e}")))?;
+            .map_err(|_| ClientError::decode("verifying key is not 32 bytes"))?;
+        let verifying_key = VerifyingKey::from_bytes(&vk).map_err(|e| ClientError::decode_of("verifying key", e))?;
         let statement = verify_epoch(&raw.epoch, &verifying_key, &public_key)?;
         Ok(Params { public_key, verifying_key, epoch: raw.epoch, statement })
     }
@@ -362,7 +366,10 @@ impl Client {
     ) -> Result<DeviceKeys, ClientError> {
         let reply = ReplySecret::generate(rng);
         let mut nonce = [0u8; 16];
-        rng.try_fill_bytes(&mut nonce).map_err(|_| ClientError::Crypto("random number generator failed".into()))?;
+        rng.try_fill_bytes(&mut nonce).map_err(|e| ClientError::Crypto {
+            message: "random number generator failed".into(),
+            source: Some(Cause::new(RngFailure(e))),
+        })?;
         let request =
             KeyRequest { device_id: device_id.clone(), timestamp: now_unix(), nonce, reply_key: reply.public() };
         let signature = request.sign(device_key);
@@ -378,7 +385,7 @@ impl Client {
         let credential_bytes = unb64("credential", &issued.credential)?;
         let signature: [u8; 64] = unb64("delivery signature", &issued.delivery_signature)?
             .try_into()
-            .map_err(|_| ClientError::Decode("delivery signature is not 64 bytes".into()))?;
+            .map_err(|_| ClientError::decode("delivery signature is not 64 bytes"))?;
         let params_id = *pinned.public_key.id().as_bytes();
         KeyDelivery::new(&request, issued.epoch.epoch, &params_id, &sealed, &credential_bytes)
             .verify(pinned.verifying_key, &signature)
@@ -389,12 +396,11 @@ impl Client {
             return Err(ClientError::BadAuthoritySignature("credential for another device"));
         }
         if credential.body().epoch != statement.epoch() {
-            return Err(ClientError::Decode("credential and key are of different epochs".into()));
+            return Err(ClientError::decode("credential and key are of different epochs"));
         }
-        let key_bytes = reply
-            .open(&request.signing_bytes(), &sealed)
-            .map_err(|e| ClientError::Decode(format!("sealed key: {e}")))?;
-        let user_key = UserKey::from_bytes(&key_bytes).map_err(|e| ClientError::Decode(format!("user key: {e}")))?;
+        let key_bytes =
+            reply.open(&request.signing_bytes(), &sealed).map_err(|e| ClientError::decode_of("sealed key", e))?;
+        let user_key = UserKey::from_bytes(&key_bytes).map_err(|e| ClientError::decode_of("user key", e))?;
         if user_key.params_id() != pinned.public_key.id() {
             return Err(ClientError::ParamsChanged);
         }
@@ -413,11 +419,10 @@ impl Client {
 
 fn verify_credential(b64_text: &str, authority: &VerifyingKey) -> Result<VerifiedCredential, ClientError> {
     let bytes = unb64("credential", b64_text)?;
-    let unverified =
-        UnverifiedCredential::from_bytes(&bytes).map_err(|e| ClientError::Decode(format!("credential: {e}")))?;
+    let unverified = UnverifiedCredential::from_bytes(&bytes).map_err(|e| ClientError::decode_of("credential", e))?;
     unverified.verify(authority, now_unix()).map_err(|e| match e {
         smqtt_wire::Error::BadSignature => ClientError::BadAuthoritySignature("credential"),
-        other => ClientError::Decode(format!("credential: {other}")),
+        other => ClientError::decode_of("credential", other),
     })
 }
 
@@ -429,14 +434,14 @@ fn verify_epoch(
     public_key: &PublicKey,
 ) -> Result<VerifiedEpoch, ClientError> {
     let statement = EpochStatement::parse(&info.statement)
-        .map_err(|e| ClientError::Decode(format!("epoch statement: {e}")))?
+        .map_err(|e| ClientError::decode_of("epoch statement", e))?
         .verify(authority)
         .map_err(|_| ClientError::BadAuthoritySignature("epoch statement"))?;
     if statement.params_id() != public_key.id().as_bytes() {
         return Err(ClientError::ParamsChanged);
     }
     if statement.epoch() != info.epoch || statement.body().started_at != info.started_at {
-        return Err(ClientError::Decode("epoch fields disagree with their signed statement".into()));
+        return Err(ClientError::decode("epoch fields disagree with their signed statement"));
     }
     Ok(statement)
 }
@@ -449,8 +454,9 @@ fn check_key_decapsulates<R: RngCore + CryptoRng>(
     epoch: u64,
     rng: &mut R,
 ) -> Result<(), ClientError> {
-    let policy = Policy::parse(&format!("epoch:{epoch}")).map_err(|e| ClientError::Crypto(e.to_string()))?;
-    let (sent, capsule) = public_key.encapsulate(&policy, rng).map_err(|e| ClientError::Crypto(e.to_string()))?;
+    let crypto = |e: smqtt_abe::Error| ClientError::Crypto { message: e.to_string(), source: Some(Cause::new(e)) };
+    let policy = Policy::parse(&format!("epoch:{epoch}")).map_err(crypto)?;
+    let (sent, capsule) = public_key.encapsulate(&policy, rng).map_err(crypto)?;
     match key.decapsulate(public_key, &capsule) {
         Ok(received) if received == sent => Ok(()),
         _ => Err(ClientError::KeyMismatch),
@@ -458,22 +464,18 @@ fn check_key_decapsulates<R: RngCore + CryptoRng>(
 }
 
 fn path_segment(device_id: &str) -> Result<&str, ClientError> {
-    DeviceId::new(device_id).map_err(|e| ClientError::Decode(format!("device id: {e}")))?;
+    DeviceId::new(device_id).map_err(|e| ClientError::InvalidDeviceId { source: Cause::new(e) })?;
     Ok(device_id)
 }
 
 fn read_json<T: DeserializeOwned>(response: ureq::Response) -> Result<T, ClientError> {
     use std::io::Read as _;
     let mut body = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_RESPONSE_BYTES + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ClientError::Transport(e.to_string()))?;
+    response.into_reader().take(MAX_RESPONSE_BYTES + 1).read_to_end(&mut body).map_err(ClientError::transport)?;
     if body.len() as u64 > MAX_RESPONSE_BYTES {
-        return Err(ClientError::Decode("answer too large".into()));
+        return Err(ClientError::decode("answer too large"));
     }
-    serde_json::from_slice(&body).map_err(|e| ClientError::Decode(format!("answer is not the expected JSON: {e}")))
+    serde_json::from_slice(&body).map_err(|e| ClientError::decode_of("answer is not the expected JSON", e))
 }
 
 #[cfg(test)]
@@ -507,6 +509,28 @@ mod tests {
         assert_eq!(check_key_decapsulates(&relabelled, &public, 3, &mut rng), Err(ClientError::KeyMismatch));
     }
 
+    /// Failures keep the library's error as their cause, read as they always did, and stay `Clone` and `Eq`.
+    #[test]
+    fn failures_keep_their_cause() {
+        use std::error::Error as _;
+        let Err(error) = path_segment("not a device id!") else { panic!("accepted") };
+        let cause = error.source().and_then(|s| s.downcast_ref::<smqtt_wire::Error>()).expect("the wire error").clone();
+        assert_eq!(error.to_string(), format!("unexpected answer from the authority: device id: {cause}"));
+        assert_eq!(error.clone(), error);
+        assert_eq!(error, ClientError::InvalidDeviceId { source: Cause::new(cause.clone()) });
+        assert!(matches!(&error, ClientError::InvalidDeviceId { source } if source.downcast_ref() == Some(&cause)));
+
+        let Err(error) = unb64("credential", "not base64!") else { panic!("decoded") };
+        assert_eq!(error.to_string(), "unexpected answer from the authority: credential is not base64");
+        assert!(error.source().is_some_and(|s| s.is::<base64::DecodeError>()));
+
+        // Nobody listens on a port just released: the transport's error is the cause.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let error = Client::new(&format!("http://127.0.0.1:{port}")).epoch().expect_err("nobody listens");
+        let cause = error.source().and_then(|s| s.downcast_ref::<ureq::Transport>()).expect("ureq's error");
+        assert_eq!(error.to_string(), format!("cannot reach the authority: {cause}"));
+    }
+
     #[test]
     fn epoch_statements_must_name_the_pinned_parameters_and_agree_with_their_fields() {
         let mut rng = rand_core::OsRng;
@@ -529,7 +553,7 @@ mod tests {
         let vk = authority.verifying_key();
         assert!(verify_epoch(&info(&public, 2, &authority), &vk, &public).is_ok());
         assert_eq!(verify_epoch(&info(&other, 2, &authority), &vk, &public).err(), Some(ClientError::ParamsChanged));
-        assert!(matches!(verify_epoch(&info(&public, 3, &authority), &vk, &public), Err(ClientError::Decode(_))));
+        assert!(matches!(verify_epoch(&info(&public, 3, &authority), &vk, &public), Err(ClientError::Decode { .. })));
         let impostor = SigningKey::from_bytes(&[6; 32]);
         assert_eq!(
             verify_epoch(&info(&public, 2, &impostor), &vk, &public).err(),

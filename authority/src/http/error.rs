@@ -32,7 +32,7 @@ impl From<Error> for ApiError {
     fn from(error: Error) -> ApiError {
         use StatusCode as S;
         let (status, code) = match &error {
-            Error::Invalid(_) => (S::BAD_REQUEST, "invalid_request"),
+            Error::Invalid { .. } => (S::BAD_REQUEST, "invalid_request"),
             Error::NotFound(_) => (S::NOT_FOUND, "not_found"),
             Error::Conflict(_) => (S::CONFLICT, "conflict"),
             Error::Unauthorized(_) => (S::UNAUTHORIZED, "unauthorized"),

@@ -207,7 +207,9 @@ async fn write_statement_file(authority: &Arc<Authority>) -> crate::Result<()> {
     let authority = authority.clone();
     match tokio::task::spawn_blocking(move || authority.write_statement_file().map(|p| p.is_some())).await {
         Ok(result) => result.map(|_| ()),
-        Err(_) => Err(crate::Error::Storage("statement file task panicked".into())),
+        Err(panic) => {
+            Err(crate::Error::Internal { what: "statement file task panicked", source: Some(Box::new(panic)) })
+        }
     }
 }
 
@@ -244,8 +246,8 @@ pub async fn serve(
 /// `shutdown`, open connections get [`TLS_SHUTDOWN_GRACE`] to finish, then are closed.
 ///
 /// # Errors
-/// [`crate::Error::Config`] for unusable PEM files, [`crate::Error::Io`] if the statement file cannot be
-/// written or the server fails.
+/// [`crate::Error::Config`] for unusable PEM files, [`crate::Error::Listener`] if the listener cannot be set up,
+/// [`crate::Error::Io`] if the statement file cannot be written.
 pub async fn serve_tls(
     state: AppState,
     listener: std::net::TcpListener,
@@ -255,11 +257,11 @@ pub async fn serve_tls(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
         .await
-        .map_err(|e| crate::Error::Config(format!("TLS certificate or key unusable: {e}")))?;
+        .map_err(|e| crate::Error::config_from(format!("TLS certificate or key unusable: {e}"), e))?;
     // Only HTTP/1.1 is served (its bounds are the ones above), so only it is offered.
     let mut server_config = rustls::ServerConfig::clone(&config.get_inner());
     server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let listener_error = |e: std::io::Error| crate::Error::Io { path: "listener".into(), message: e.to_string() };
+    let listener_error = |source| crate::Error::Listener { source };
     listener.set_nonblocking(true).map_err(listener_error)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(listener_error)?;
     write_statement_file(&state.authority).await?;

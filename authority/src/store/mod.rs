@@ -231,7 +231,7 @@ pub fn verify_offline(data_dir: &std::path::Path) -> Result<Verification> {
     let key = crate::files::read_verifying_key(data_dir)?;
     let db = data_dir.join(crate::DATABASE_FILE);
     if !db.exists() {
-        return Err(crate::Error::Io { path: db.display().to_string(), message: "no such file".into() });
+        return Err(crate::Error::io(&db, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
     }
     SqliteStore::open(&db, None, Provenance::HadMacs)?.audit_verify(&key)
 }

@@ -87,7 +87,7 @@ pub(super) const SCHEMA: &str = "sqlite_schema";
 /// Turns off, on `conn`, what a database file could use to run its own code inside the authority's statements.
 ///
 /// # Errors
-/// [`Error::Storage`] if SQLite does not take a setting.
+/// [`Error::DatabaseUnusable`] if SQLite does not take a setting.
 pub(super) fn harden(conn: &Connection) -> Result<()> {
     let settings = [
         (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
@@ -97,7 +97,7 @@ pub(super) fn harden(conn: &Connection) -> Result<()> {
     ];
     for (setting, value) in settings {
         if conn.set_db_config(setting, value)? != value {
-            return Err(Error::Storage(format!("SQLite did not take {setting:?} = {value}")));
+            return Err(Error::DatabaseUnusable(format!("SQLite did not take {setting:?} = {value}")));
         }
     }
     Ok(())

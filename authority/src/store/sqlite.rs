@@ -56,7 +56,8 @@ impl SqliteStore {
     /// is read-only and authenticates nothing (offline `audit verify`); it migrates nothing.
     ///
     /// # Errors
-    /// [`Error::Integrity`] naming the table and row (or schema object) that does not match; [`Error::Storage`].
+    /// [`Error::Integrity`] naming the table and row (or schema object) that does not match; [`Error::Storage`],
+    /// [`Error::DatabaseUnusable`] for a schema newer than this program.
     pub fn open(path: &Path, signer: Option<Arc<SigningKey>>, provenance: Provenance) -> Result<SqliteStore> {
         let mut flags = OpenFlags::default();
         if provenance == Provenance::HadMacs {
@@ -72,7 +73,9 @@ impl SqliteStore {
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
-            return Err(Error::Storage(format!("database schema version {version} is newer than this program")));
+            return Err(Error::DatabaseUnusable(format!(
+                "database schema version {version} is newer than this program"
+            )));
         }
         schema::check(&conn, version)?;
         let keys = signer.map(|signer| Keys { mac: MacKey::derive(&signer), signer });
@@ -116,7 +119,7 @@ impl SqliteStore {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
-        self.conn.lock().map_err(|_| Error::Storage("connection lock poisoned".into()))
+        self.conn.lock().map_err(|_| Error::Internal { what: "connection lock poisoned", source: None })
     }
 
     fn keys(&self) -> Result<&Keys> {
@@ -147,7 +150,7 @@ impl SqliteStore {
         })
         .optional()?
         .transpose()?
-        .ok_or_else(|| Error::Storage("no epoch: the database was not initialised".into()))
+        .ok_or_else(|| Error::DatabaseUnusable("no epoch: the database was not initialised".into()))
     }
 
     fn rotate_in(tx: &Transaction<'_>, key: &MacKey, now: u64) -> Result<Epoch> {
@@ -187,7 +190,7 @@ impl SqliteStore {
 
 /// `device`'s row, as [`DEVICES`] lists the columns.
 fn device_row(device: &DeviceRecord) -> Result<Vec<Value>> {
-    let publish = serde_json::to_string(&device.publish).map_err(|e| Error::Storage(e.to_string()))?;
+    let publish = serde_json::to_string(&device.publish).map_err(|e| Error::Storage { source: Box::new(e) })?;
     let time = |t: Option<u64>| t.map_or(Value::Null, |t| Value::Integer(to_i64(t)));
     Ok(vec![
         Value::Text(device.id.clone()),
@@ -209,12 +212,13 @@ fn append_audit(tx: &Transaction<'_>, keys: &Keys, action: &Action, now: u64) ->
     let (seq, prev) = match last {
         None => (1, [0u8; 32]),
         Some((seq, hash)) => {
-            let prev: [u8; 32] = hash.try_into().map_err(|_| Error::Audit("stored hash is not 32 bytes".into()))?;
+            let prev: [u8; 32] =
+                hash.try_into().map_err(|_| Error::AuditEntry("stored hash is not 32 bytes".into()))?;
             (to_u64(seq) + 1, prev)
         }
     };
     let entry = audit::next_entry(seq, now, action, &prev, &keys.signer);
-    tx.execute(
+    let inserted = tx.execute(
         "INSERT INTO audit (seq, at, actor, action, subject, detail, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             to_i64(entry.seq),
@@ -227,8 +231,10 @@ fn append_audit(tx: &Transaction<'_>, keys: &Keys, action: &Action, now: u64) ->
             &entry.signature[..]
         ],
     )
-    .map_err(|e| Error::Audit(e.to_string()))
-    .and_then(|n| if n == 1 { Ok(()) } else { Err(Error::Audit("the audit entry was not stored".into())) })?;
+    .map_err(|e| Error::AuditWrite { source: Box::new(e) })?;
+    if inserted != 1 {
+        return Err(Error::AuditWrite { source: "the audit entry was not stored".into() });
+    }
     integrity::advance_audit(tx, &keys.mac, entry.seq, &prev, &entry.hash)
 }
 
@@ -239,14 +245,14 @@ fn row_to_device(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
     let status: String = r.get(3)?;
     let key: Option<Vec<u8>> = r.get(4)?;
     Ok((|| {
-        let publish: Vec<String> =
-            serde_json::from_str(&publish).map_err(|_| Error::Storage("stored publish rights are not JSON".into()))?;
-        let status = DeviceStatus::parse(&status).ok_or_else(|| Error::Storage("unknown device status".into()))?;
+        let publish: Vec<String> = serde_json::from_str(&publish).map_err(|e| Error::StoredValue {
+            message: "stored publish rights are not JSON".into(),
+            source: Some(Box::new(e)),
+        })?;
+        let status = DeviceStatus::parse(&status).ok_or_else(|| Error::stored("unknown device status"))?;
         let device_key = match key {
             None => None,
-            Some(bytes) => {
-                Some(<[u8; 32]>::try_from(bytes).map_err(|_| Error::Storage("device key is not 32 bytes".into()))?)
-            }
+            Some(bytes) => Some(<[u8; 32]>::try_from(bytes).map_err(|_| Error::stored("device key is not 32 bytes"))?),
         };
         Ok(DeviceRecord {
             id: r.get(0)?,
@@ -524,10 +530,10 @@ pub(crate) fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Ent
             action,
             subject,
             detail,
-            hash: hash.try_into().map_err(|_| Error::Audit(format!("entry {seq}: hash is not 32 bytes")))?,
+            hash: hash.try_into().map_err(|_| Error::AuditEntry(format!("entry {seq}: hash is not 32 bytes")))?,
             signature: signature
                 .try_into()
-                .map_err(|_| Error::Audit(format!("entry {seq}: signature is not 64 bytes")))?,
+                .map_err(|_| Error::AuditEntry(format!("entry {seq}: signature is not 64 bytes")))?,
         })
     })())
 }
