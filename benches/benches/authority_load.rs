@@ -9,13 +9,13 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand_core::OsRng;
 use smqtt_abe::{setup, AttributeSet, MasterKey, PublicKey, UserKey};
-use smqtt_authority::{epoch_attribute, init, AppState, Authority, Config, UnsealWith};
+use smqtt_authority::epoch_attribute;
 use smqtt_authority_api::{Client, NewDevice, Params};
+use smqtt_testkit::TestAuthority;
 use smqtt_wire::{DeviceId, SigningKey};
 
 const DEVICES: usize = 64;
@@ -45,88 +45,15 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".into())
 }
 
-/// The authority, served on 127.0.0.1:0 from a background thread; stops when dropped.
-struct Server {
-    url: String,
-    admin_token: String,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    // Last: the data directory outlives the server thread.
-    _dir: tempfile::TempDir,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("url", &self.url).finish_non_exhaustive()
-    }
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let data = dir.path().join("data");
-        let key = dir.path().join("unseal.key");
-        std::fs::write(&key, [0x5a; 32]).expect("write the unseal key file");
-        init(&data, &UnsealWith::KeyFile(key.clone()), &mut OsRng, now()).expect("initialise the authority");
-        let mut config = Config::new(data);
-        config.unseal.key_file = Some(key);
-        config.limits.rate_per_sec = 0;
-        let authority = Arc::new(Authority::open(config).expect("open the authority"));
-        let admin_token = authority.create_admin_token("load-bench", &mut OsRng, now()).expect("create an admin token");
-        let (shutdown, watch) = tokio::sync::watch::channel(false);
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-                addr_tx.send(listener.local_addr().expect("local address")).expect("send the address");
-                let mut graceful = watch.clone();
-                let mut deadline = watch;
-                let serve = smqtt_authority::serve(AppState::new(authority), listener, async move {
-                    let _ = graceful.wait_for(|stop| *stop).await;
-                });
-                // Graceful shutdown, but never more than 5 s after the signal.
-                tokio::select! {
-                    result = serve => {
-                        if let Err(e) = result {
-                            eprintln!("authority stopped with an error: {e}");
-                        }
-                    }
-                    _ = async move {
-                        let _ = deadline.wait_for(|stop| *stop).await;
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    } => eprintln!("authority did not stop within 5 s; abandoning it"),
-                }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        });
-        let addr = addr_rx.recv().expect("the server thread reports its address");
-        Server { url: format!("http://{addr}"), admin_token, shutdown, thread: Some(thread), _dir: dir }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 #[derive(Debug)]
 struct EnrolledDevice {
     id: DeviceId,
     key: SigningKey,
 }
 
-fn enroll_devices(server: &Server) -> Vec<EnrolledDevice> {
-    let admin = Client::new(&server.url).with_admin_token(&server.admin_token);
-    let anonymous = Client::new(&server.url);
+fn enroll_devices(server: &TestAuthority) -> Vec<EnrolledDevice> {
+    let admin = Client::new(&server.authority_url).with_admin_token(&server.admin_token);
+    let anonymous = Client::new(&server.authority_url);
     let attributes = attribute_text();
     (0..DEVICES)
         .map(|i| {
@@ -359,13 +286,14 @@ fn main() {
     let bench_start = Instant::now();
 
     eprintln!("authority_load: starting the authority and enrolling {DEVICES} devices …");
-    let server = Server::start();
+    // The authority, served on 127.0.0.1:0 by a thread of its own (two workers); stops when dropped.
+    let server = TestAuthority::new();
     let devices = enroll_devices(&server);
-    let params = Client::new(&server.url).params().expect("fetch public parameters");
+    let params = Client::new(&server.authority_url).params().expect("fetch public parameters");
     let epoch = params.epoch.epoch;
 
     // Warm-up: one key per device (label hashes, SQLite pages, connections); every one must succeed.
-    let warm = Client::new(&server.url);
+    let warm = Client::new(&server.authority_url);
     for device in &devices {
         one_request(&warm, &params, device)
             .unwrap_or_else(|e| panic!("warm-up key request for {}: {e}", device.id.as_str()));
@@ -375,7 +303,7 @@ fn main() {
     let mut load_rows = Vec::new();
     for clients in CONCURRENCY {
         eprintln!("authority_load: {clients} client thread(s) for {seconds} s …");
-        let row = run_load(&server.url, &params, &devices, clients, seconds);
+        let row = run_load(&server.authority_url, &params, &devices, clients, seconds);
         if row.errors > 0 {
             eprintln!("authority_load: {} error(s) with {clients} clients:", row.errors);
             for m in &row.messages {

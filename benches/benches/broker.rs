@@ -12,7 +12,7 @@
 //! Credentials and CONNECT tokens are minted in-process with `smqtt-wire` (no authority needed); envelopes are
 //! sealed before the clock starts (the publisher's crypto is not what is measured). The Mosquitto + plugin row
 //! needs `target/release/libsmqtt_mosquitto.so` (`cargo build --release -p smqtt-mosquitto`); it is skipped with a
-//! note otherwise, as are both Mosquitto rows without `/usr/sbin/mosquitto`.
+//! note otherwise, as are both Mosquitto rows without Mosquitto installed.
 //!
 //! `cargo bench -p smqtt-benches --bench broker`; `SMQTT_BROKER_MESSAGES` sets N (default 10000),
 //! `SMQTT_BROKER_REPEATS` runs each row that often (brokers taking turns) and reports the median. Prints a
@@ -22,14 +22,16 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use smqtt_abe::{AttributeSet, Policy};
 use smqtt_client::{Sealer, SessionPolicy};
+use smqtt_testkit::embedded::SmqttBroker;
+use smqtt_testkit::mosquitto::{Mosquitto, MosquittoConfig};
+use smqtt_testkit::rumqttd::Rumqttd;
 use smqtt_wire::{ConnectToken, CredentialBody, DeviceId, ParsedEnvelope, SigningKey, TopicFilter};
 
 const PROBES: u64 = 200;
@@ -37,27 +39,10 @@ const LATENCY_MESSAGES: u64 = 500;
 const PACE: Duration = Duration::from_millis(2);
 const IDLE: Duration = Duration::from_secs(2);
 const FAN_OUT: [usize; 2] = [1, 4];
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 /// The brief's target: enforcement costs at most this fraction of throughput.
 const TARGET_COST: f64 = 0.15;
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn wait_for_port(addr: SocketAddr) -> bool {
-    for _ in 0..250 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
+use smqtt_testkit::now;
 
 /// The authority key, the devices (publisher + subscribers) and their credentials.
 struct Identities {
@@ -111,88 +96,27 @@ fn gate_toml(dir: &Path, identities: &Identities, verify: bool) -> PathBuf {
     path
 }
 
+/// rumqttd with its limits raised for the load (payloads up to 384 KiB, no pause between connections).
 fn start_rumqttd() -> SocketAddr {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let connections = rumqttd::ConnectionSettings {
-        connection_timeout_ms: 5000,
-        max_payload_size: 384 * 1024,
-        max_inflight_count: 100,
-        auth: None,
-        external_auth: None,
-        dynamic_filters: true,
-    };
-    let server = rumqttd::ServerSettings {
-        name: "v4".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 0,
-        connections,
-    };
-    let router = rumqttd::RouterConfig {
-        max_connections: 10_000,
-        max_outgoing_packet_count: 200,
-        max_segment_size: 1024 * 1024,
-        max_segment_count: 4,
-        custom_segment: None,
-        initialized_filters: None,
-        ..Default::default()
-    };
-    let config =
-        rumqttd::Config { id: 0, router, v4: Some(HashMap::from([("1".to_owned(), server)])), ..Default::default() };
-    std::thread::spawn(move || {
-        let _ = rumqttd::Broker::new(config).start();
-    });
-    assert!(wait_for_port(addr), "rumqttd did not start");
-    addr
+    Rumqttd::v4()
+        .max_payload_size(384 * 1024)
+        .next_connection_delay_ms(0)
+        .max_connections(10_000)
+        .segments(1024 * 1024, 4)
+        .start_one()
 }
 
 fn start_smqtt_broker(gate: &Path) -> SocketAddr {
-    let text = format!("gate_config = {gate:?}\n[v4]\nlisten = \"127.0.0.1:0\"\n");
-    let config = smqtt_broker::BrokerConfig::from_toml_str(&text, Path::new(".")).expect("config");
-    smqtt_broker::start(config).expect("smqtt-broker").v4.expect("v4")
+    SmqttBroker::new().v4_only().gate_config(gate).start(Path::new(".")).v4.expect("v4")
 }
 
-struct Mosquitto(Child, SocketAddr);
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_mosquitto(dir: &Path, name: &str, plugin: Option<(&Path, &Path)>) -> Result<Mosquitto, String> {
-    if !Path::new(MOSQUITTO).exists() {
-        return Err(format!("{MOSQUITTO} not installed"));
-    }
-    let port = free_port();
-    let mut conf = format!(
-        "listener {port} 127.0.0.1\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 100\nlog_dest none\n"
-    );
-    match plugin {
-        Some((lib, gate)) => {
-            // Clients without an id would get one in the anonymous space (the gate refuses ids outside it).
-            write!(conf, "auto_id_prefix anon:\nplugin {}\nplugin_opt_config {}\n", lib.display(), gate.display())
-                .unwrap_or(())
-        }
-        None => conf.push_str("allow_anonymous true\n"),
-    }
-    let path = dir.join(format!("{name}.conf"));
-    std::fs::write(&path, conf).map_err(|e| e.to_string())?;
-    let child = Command::new(MOSQUITTO)
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().map_err(|e| format!("{e}"))?;
-    let mosquitto = Mosquitto(child, addr);
-    if wait_for_port(addr) {
-        Ok(mosquitto)
-    } else {
-        Err("mosquitto did not start".into())
-    }
+/// Mosquitto with queues and in-flight windows raised for the load, no log; with the plugin and gate file given.
+fn start_mosquitto(plugin: Option<(&Path, &Path)>) -> Result<Mosquitto, String> {
+    let config = match plugin {
+        Some((lib, gate)) => MosquittoConfig::with_plugin_file(lib, gate),
+        None => MosquittoConfig::plain(),
+    };
+    config.line("max_queued_messages 1000000").line("max_inflight_messages 100").no_log().try_start()
 }
 
 /// Envelopes for `topic`: sequence numbers 0.. (probes, measured, latency), sealed once; with `signed` false
@@ -429,21 +353,21 @@ fn main() {
     ];
     let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/libsmqtt_mosquitto.so");
     let mut keep = Vec::new();
-    match start_mosquitto(dir.path(), "plain", None) {
+    match start_mosquitto(None) {
         Ok(m) => {
-            brokers.push(("Mosquitto plain".into(), m.1, false, false));
+            brokers.push(("Mosquitto plain".into(), m.addr, false, false));
             keep.push(m);
             if plugin.exists() {
-                match start_mosquitto(dir.path(), "plugin", Some((&plugin, &gate))) {
+                match start_mosquitto(Some((&plugin, &gate))) {
                     Ok(m) => {
-                        brokers.push(("Mosquitto + libsmqtt_mosquitto.so".into(), m.1, true, false));
+                        brokers.push(("Mosquitto + libsmqtt_mosquitto.so".into(), m.addr, true, false));
                         keep.push(m);
                     }
                     Err(e) => skipped.push(format!("Mosquitto + plugin: {e}")),
                 }
-                match start_mosquitto(dir.path(), "plugin-bind", Some((&plugin, &gate_bind))) {
+                match start_mosquitto(Some((&plugin, &gate_bind))) {
                     Ok(m) => {
-                        brokers.push((BIND_MOSQUITTO.into(), m.1, true, true));
+                        brokers.push((BIND_MOSQUITTO.into(), m.addr, true, true));
                         keep.push(m);
                     }
                     Err(e) => skipped.push(format!("Mosquitto + plugin (verify_signatures = false): {e}")),

@@ -12,20 +12,18 @@
 //! Markdown table and writes it to `target/e2e-throughput.md`. Without `--bench` (as under
 //! `cargo test --benches`) it prints a note and exits.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use rand_core::OsRng;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use smqtt_abe::Policy;
-use smqtt_authority::{init, AppState, Authority, Config, UnsealWith};
-use smqtt_authority_api::{Client, NewDevice};
 use smqtt_client::{ClientConfig, DeviceStore, SmqttClient, MAX_PACKET_BYTES};
+use smqtt_testkit::mosquitto::{mosquitto_binary, Mosquitto, MosquittoConfig};
+use smqtt_testkit::TestAuthority;
 
 const DEFAULT_MESSAGES: usize = 20_000;
 const PAYLOAD_BYTES: usize = 256;
@@ -41,14 +39,9 @@ const RUN_BUDGET: Duration = Duration::from_secs(240);
 const POLICY: &str = "site:bench and role:operator";
 /// Target from the brief: encrypted at least this fraction of plaintext msgs/s.
 const TARGET_RATIO: f64 = 0.80;
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
 const MARK_PROBE: u8 = 0;
 const MARK_MEASURED: u8 = 1;
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("system clock before 1970").as_secs()
-}
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -56,216 +49,39 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "n/a".into())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local address").port()
-}
-
-fn wait_for_port(addr: SocketAddr) -> bool {
-    for _ in 0..250 {
-        if std::net::TcpStream::connect(addr).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
-/// The authority, served on 127.0.0.1:0 from a background thread; stops when dropped (as in `authority_load`).
-struct Server {
-    url: String,
-    admin_token: String,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl std::fmt::Debug for Server {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("url", &self.url).finish_non_exhaustive()
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let data = dir.join("authority");
-        let key = dir.join("unseal.key");
-        std::fs::write(&key, [0x5a; 32]).expect("write the unseal key file");
-        init(&data, &UnsealWith::KeyFile(key.clone()), &mut OsRng, now()).expect("initialise the authority");
-        let mut config = Config::new(data);
-        config.unseal.key_file = Some(key);
-        config.limits.rate_per_sec = 0;
-        let authority = Arc::new(Authority::open(config).expect("open the authority"));
-        let admin_token = authority.create_admin_token("e2e-bench", &mut OsRng, now()).expect("create an admin token");
-        let (shutdown, watch) = tokio::sync::watch::channel(false);
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-                addr_tx.send(listener.local_addr().expect("local address")).expect("send the address");
-                let mut graceful = watch.clone();
-                let mut deadline = watch;
-                let serve = smqtt_authority::serve(AppState::new(authority), listener, async move {
-                    let _ = graceful.wait_for(|stop| *stop).await;
-                });
-                tokio::select! {
-                    result = serve => {
-                        if let Err(e) = result {
-                            eprintln!("authority stopped with an error: {e}");
-                        }
-                    }
-                    _ = async move {
-                        let _ = deadline.wait_for(|stop| *stop).await;
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    } => eprintln!("authority did not stop within 5 s; abandoning it"),
-                }
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
-        });
-        let addr = addr_rx.recv().expect("the server thread reports its address");
-        Server { url: format!("http://{addr}"), admin_token, shutdown, thread: Some(thread) }
-    }
-
-    /// Registers `id` and enrolls it into a device store under `dir`.
-    fn enroll(&self, dir: &Path, id: &str, attributes: &str, publish: &[&str]) -> DeviceStore {
-        let created = Client::new(&self.url)
-            .with_admin_token(&self.admin_token)
-            .add_device(&NewDevice {
-                device_id: id.into(),
-                attributes: attributes.into(),
-                publish: publish.iter().map(|s| (*s).to_owned()).collect(),
-                token_ttl_secs: None,
-            })
-            .unwrap_or_else(|e| panic!("add device {id}: {e}"));
-        let store = dir.join(format!("store-{id}"));
-        DeviceStore::enroll(&store, &self.url, &created.enrollment_token)
-            .unwrap_or_else(|e| panic!("enroll {id}: {e}"));
-        DeviceStore::at(&store)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// rumqttd with one MQTT 3.1.1 listener on a free loopback port, as the client SDK's tests start it. Its
 /// threads live until the process exits.
 fn start_rumqttd() -> SocketAddr {
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
-    let connections = rumqttd::ConnectionSettings {
-        connection_timeout_ms: 5000,
-        max_payload_size: 1 << 20,
-        max_inflight_count: 100,
-        auth: None,
-        external_auth: None,
-        dynamic_filters: true,
-    };
-    let server = rumqttd::ServerSettings {
-        name: "v4-bench".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections,
-    };
-    let router = rumqttd::RouterConfig {
-        max_connections: 1000,
-        max_outgoing_packet_count: 200,
-        max_segment_size: 1 << 20,
-        max_segment_count: 10,
-        custom_segment: None,
-        initialized_filters: None,
-        ..Default::default()
-    };
-    let config =
-        rumqttd::Config { id: 0, router, v4: Some(HashMap::from([("1".to_owned(), server)])), ..Default::default() };
-    std::thread::spawn(move || {
-        let mut broker = rumqttd::Broker::new(config);
-        let _ = broker.start();
-    });
-    assert!(wait_for_port(addr), "rumqttd did not start on {addr}");
-    addr
+    smqtt_testkit::rumqttd::start_rumqttd()
 }
 
 /// A Mosquitto process (default settings but for the listener, logging to a file); killed when dropped.
-struct Mosquitto {
-    child: Child,
-    addr: SocketAddr,
+struct Broker {
+    mosquitto: Mosquitto,
     version: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
-impl Mosquitto {
+impl Broker {
+    fn addr(&self) -> SocketAddr {
+        self.mosquitto.addr
+    }
+
     /// Whether Mosquitto logged that it dropped outgoing messages for `client_id` (it does so once, when the
     /// client's queue — `max_queued_messages`, 1000 by default, beyond `max_inflight_messages` — overflows).
     fn dropped_for(&self, client_id: &str) -> bool {
-        let needle = format!("Outgoing messages are being dropped for client {client_id}.");
-        std::fs::read_to_string(&self.log).is_ok_and(|log| log.contains(&needle))
+        self.mosquitto.log_contains(&format!("Outgoing messages are being dropped for client {client_id}."))
     }
 }
 
-impl std::fmt::Debug for Mosquitto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mosquitto").field("pid", &self.child.id()).field("addr", &self.addr).finish()
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn mosquitto_binary() -> &'static str {
-    if Path::new(MOSQUITTO).exists() {
-        MOSQUITTO
-    } else {
-        "mosquitto"
-    }
-}
-
-fn start_mosquitto() -> Result<Mosquitto, String> {
-    let binary = mosquitto_binary();
-    let version = Command::new(binary)
+fn start_mosquitto() -> Result<Broker, String> {
+    let binary = mosquitto_binary().ok_or("mosquitto is not installed")?;
+    let version = Command::new(&binary)
         .arg("-h")
         .output()
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().next().map(str::to_owned))
         .unwrap_or_else(|| "mosquitto".to_owned());
-    let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
-    let port = free_port();
-    let conf = dir.path().join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
-    )
-    .map_err(|e| format!("write {}: {e}", conf.display()))?;
-    // Its stderr goes to a file we opened (it may drop root privileges, so it could not open one itself).
-    let log = dir.path().join("mosquitto.log");
-    let log_file = std::fs::File::create(&log).map_err(|e| format!("create {}: {e}", log.display()))?;
-    let child = Command::new(binary)
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log_file))
-        .spawn()
-        .map_err(|e| format!("start {binary}: {e}"))?;
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-    let broker = Mosquitto { child, addr, version, log, _dir: dir };
-    if wait_for_port(addr) {
-        Ok(broker)
-    } else {
-        Err(format!("{binary} did not start on {addr}"))
-    }
+    Ok(Broker { mosquitto: MosquittoConfig::plain().try_start()?, version })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -722,10 +538,10 @@ fn main() {
 
     eprintln!("e2e_throughput: starting the authority and enrolling two devices …");
     let dir = tempfile::tempdir().expect("temporary directory");
-    let server = Server::start(dir.path());
+    let server = TestAuthority::new();
     let devices = Devices {
-        publisher: server.enroll(dir.path(), "bench-pub", "role:sensor, site:bench", &["bench/#"]),
-        subscriber: server.enroll(dir.path(), "bench-sub", "role:operator, site:bench", &[]),
+        publisher: server.device_in(dir.path(), "bench-pub", "role:sensor, site:bench", &["bench/#"]).store(),
+        subscriber: server.device_in(dir.path(), "bench-sub", "role:operator, site:bench", &[]).store(),
     };
     drop(server);
 
@@ -737,7 +553,7 @@ fn main() {
     match &mosquitto {
         Ok(m) => {
             mosquitto_version = m.version.clone();
-            brokers.push(("Mosquitto (process)", m.addr));
+            brokers.push(("Mosquitto (process)", m.addr()));
         }
         Err(e) => skipped.push(format!("Mosquitto rows: {e}")),
     }
@@ -763,7 +579,7 @@ fn main() {
                     match run_row(broker, addr, level, mode, n, row_id, &devices).await {
                         Ok(mut row) => {
                             let id = subscriber_id(mode, row_id);
-                            if mosquitto.as_ref().is_ok_and(|m| m.addr == addr && m.dropped_for(&id)) {
+                            if mosquitto.as_ref().is_ok_and(|m| m.addr() == addr && m.dropped_for(&id)) {
                                 row.notes.push(format!(
                                     "Mosquitto logged \"Outgoing messages are being dropped for client {id}\" \
                                      (its per-client queue, max_queued_messages = 1000 by default, overflowed)"

@@ -11,7 +11,7 @@ use smqtt_abe::Policy;
 use smqtt_client::{Delivery, MessageError, Messages, OpenerLimits, SmqttClient};
 use smqtt_wire::{key_id_for, seal_envelope, EnvelopeParts, SessionKey};
 
-const WAIT: Duration = Duration::from_secs(10);
+use common::{raw_subscriber, subscribed, WAIT};
 
 fn policy(text: &str) -> Policy {
     Policy::parse(text).expect("policy")
@@ -59,14 +59,12 @@ async fn replays_through_the_retain_flag_are_refused() {
     let config = common::World::config_for(broker);
     let p = policy("role:operator");
 
-    let (spy, mut captured) = common::raw_client(broker, "spy").await;
-    spy.subscribe("site/#", QoS::AtMostOnce).await.expect("spy subscribes");
+    let (_spy, mut captured) = raw_subscriber(broker, "spy", "site/#", QoS::AtMostOnce).await;
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
-    sub.subscribe("site/#", 1).await.expect("sub");
+    subscribed(&sub, "site/#", 1).await;
     sub.wait_connected(WAIT).await.expect("connected");
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     publisher.wait_connected(WAIT).await.expect("connected");
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     publisher.publish("site/a/live", &p, 1, false, b"door unlocked").await.expect("live");
     publisher.publish("site/a/state", &p, 1, true, b"armed").await.expect("retained");
@@ -111,6 +109,7 @@ async fn replays_through_the_retain_flag_are_refused() {
     assert!(again.iter().all(Result::is_err), "shown twice: {:?}", kinds(&again));
 
     // With a maximum age of one second, the retained value two seconds old is not shown to a new subscriber.
+    // (A deliberate sleep: the retained value must grow older than the maximum age, nothing to wait on.)
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let mut aged_config = config.clone();
     aged_config.client_id = Some("reader-aged".into());
@@ -170,17 +169,18 @@ async fn a_capsule_flood_does_not_hold_up_another_publisher() {
         .collect();
 
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
-    sub.subscribe("plant/#", 0).await.expect("sub");
+    subscribed(&sub, "plant/#", 0).await;
     sub.wait_connected(WAIT).await.expect("connected");
     let (publisher, _) = SmqttClient::connect(honest, &config).expect("connect");
     publisher.wait_connected(WAIT).await.expect("connected");
     let (attacker, _) = common::raw_client(broker, "flooder").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
     for envelope in flood {
         attacker.publish("plant/flood", QoS::AtMostOnce, false, envelope).await.expect("flood");
     }
-    // Let the flood reach the subscriber's queue, then publish honestly (a new session: its capsule too).
+    // Let the flood reach the subscriber's queue, then publish honestly (a new session: its capsule too). A
+    // deliberate sleep: the flood is QoS 0 and must not be read before the honest message, so nothing shows
+    // when it has arrived.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = Instant::now();
     publisher.publish("plant/hall/temp", &policy("role:operator"), 0, false, b"21.5").await.expect("publish");

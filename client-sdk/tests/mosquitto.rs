@@ -3,12 +3,10 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
+use common::{subscribed, WAIT};
 use smqtt_abe::Policy;
 use smqtt_client::{MessageError, SmqttClient};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_mosquitto_with_mosquitto_clients_beside() {
@@ -27,15 +25,16 @@ async fn through_mosquitto_with_mosquitto_clients_beside() {
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     let (op, mut op_rx) = SmqttClient::connect(operator, &config).expect("connect");
     let (int, mut int_rx) = SmqttClient::connect(intern, &config).expect("connect");
-    op.subscribe("plant/#", 1).await.expect("sub");
-    int.subscribe("plant/berlin/+/temp", 1).await.expect("sub");
+    subscribed(&op, "plant/#", 1).await;
+    subscribed(&int, "plant/berlin/+/temp", 1).await;
     // A plain mosquitto_sub on the same topics: it must see only ciphertext.
     let spy = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "plant/#", "-C", "1", "-W", "10"])
+        .args(["-i", "smqtt-spy"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::task::block_in_place(|| broker.wait_subscribed("smqtt-spy", "plant/#"));
 
     let policy = Policy::parse("site:berlin and role:operator").expect("policy");
     publisher.publish("plant/berlin/line1/temp", &policy, 1, true, b"secret 23.5 C").await.expect("publish");

@@ -323,30 +323,17 @@ fn enrollment_and_renewal_over_https_with_a_private_ca() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = tls_support::Ca::new("authority-ca", dir.path());
     let server = ca.server("authority", &["localhost", "127.0.0.1"]);
-    let data = dir.path().join("authority");
-    let unseal = dir.path().join("unseal.key");
-    std::fs::write(&unseal, [4u8; 32]).expect("key");
-    let with = smqtt_authority::UnsealWith::KeyFile(unseal.clone());
-    smqtt_authority::init(&data, &with, &mut rand_core::OsRng, common::now()).expect("init");
-    let mut config = smqtt_authority::Config::new(data);
-    config.unseal.key_file = Some(unseal);
-    config.limits.rate_per_sec = 0;
-    let authority = Arc::new(smqtt_authority::Authority::open(config).expect("open"));
+    // Served over HTTPS from the start; the listener is bound before this returns (connections wait in its
+    // backlog until the server accepts them: nothing to sleep for).
+    let authority = smqtt_testkit::TestAuthority::builder().workers(1).tls(&server.cert, &server.key).start();
     let device = NewDevice {
         device_id: "tls-1".into(),
         attributes: "role:operator".into(),
         publish: vec![],
         token_ttl_secs: None,
     };
-    let created = authority.add_device("test", &device, common::now()).expect("add device");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let url = format!("https://localhost:{}", listener.local_addr().expect("addr").port());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("rt");
-    let tls = smqtt_authority::TlsConfig { cert: server.cert.clone(), key: server.key.clone() };
-    let state = smqtt_authority::AppState::new(Arc::clone(&authority));
-    runtime.spawn(async move { smqtt_authority::serve_tls(state, listener, &tls, std::future::pending()).await });
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let created = authority.authority.add_device("test", &device, common::now()).expect("add device");
+    let url = authority.authority_url.clone();
 
     let store_dir = dir.path().join("store-tls-1");
     let untrusted = DeviceStore::enroll(&store_dir, &url, &created.enrollment_token);

@@ -6,26 +6,16 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{broker, devices, metric, next, raw4, raw5, scrape, token, world, Seen4, Seen5};
+use common::{broker, devices, metric_or_zero as metric, next, password_hash, raw4, raw5, scrape, token, world};
+use common::{Seen4, Seen5};
 use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode as Code5, PubAckReason, SubscribeReasonCode as Sub5};
 use rumqttc::{ConnectReturnCode as Code4, LastWill, QoS, SubscribeReasonCode as Sub4};
 use smqtt_abe::Policy;
-use smqtt_client::{ClientConfig, DeviceStore, MqttVersion, Sealer, SessionPolicy, SmqttClient};
+use smqtt_client::{ClientConfig, MqttVersion, SmqttClient};
+use smqtt_testkit::credentials::sealer;
 
 fn policy(text: &str) -> Policy {
     Policy::parse(text).expect("policy")
-}
-
-fn sealer(store: &std::path::Path) -> Sealer {
-    let identity = DeviceStore::at(store).load().expect("load").into_parts();
-    Sealer::new(
-        identity.device_id,
-        identity.signing_key,
-        identity.credential,
-        Arc::new(identity.public_key),
-        identity.epoch,
-        SessionPolicy::default(),
-    )
 }
 
 fn sdk(port: u16, protocol: MqttVersion) -> ClientConfig {
@@ -170,9 +160,10 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     m4.publish("plant/paris/r", QoS::AtLeastOnce, true, retained).await.expect("publish");
     let message = opened(&mut op_rx, "message 3").await;
     assert_eq!(message.payload(), b"retained");
-    let (_, late) = tokio::task::spawn_blocking(move || world().device("b1-late", "role:operator, site:berlin", &[]))
+    let late = tokio::task::spawn_blocking(move || world().device("b1-late", "role:operator, site:berlin", &[]))
         .await
-        .expect("enroll");
+        .expect("enroll")
+        .identity;
     let (late, mut late_rx) = SmqttClient::connect(late, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
     late.subscribe("plant/paris/r", 1).await.expect("sub");
     let message = opened(&mut late_rx, "message 4").await;
@@ -188,8 +179,8 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
         .seal("plant/paris/will", &p, b"gone", false, smqtt_wire::UnixTime::now(), &mut rand_core::OsRng)
         .expect("seal");
     let login = token(&mallory, "b1-mallory/w2");
-    let will = Some(("plant/paris/will", &sealed_will[..], 1));
-    let packet = common::connect_packet("b1-mallory/w2", Some(("b1-mallory", &login)), will);
+    let will = common::Will { topic: "plant/paris/will", payload: &sealed_will, qos: 1, retain: false };
+    let packet = common::login_packet("b1-mallory/w2", Some(("b1-mallory", &login)), Some(&will));
     let (socket, code) = tokio::task::spawn_blocking(move || common::raw_connect(v4, &packet)).await.expect("connect");
     assert_eq!(code, Some(0));
     drop(socket); // closed without DISCONNECT: the will fires
@@ -210,15 +201,6 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
 
 fn bytes_of(b: &[u8]) -> bytes::Bytes {
     bytes::Bytes::copy_from_slice(b)
-}
-
-/// An Argon2id PHC string (cheap parameters: tests only).
-fn password_hash(password: &str) -> String {
-    use argon2::password_hash::{PasswordHasher as _, SaltString};
-    let params = argon2::Params::new(1024, 1, 1, None).expect("params");
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"smqtt-test-salt!").expect("salt");
-    argon.hash_password(password.as_bytes(), &salt).expect("hash").to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,7 +231,8 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
     // A legacy client's client ids: `legacy:<username>[/<suffix>]`.
     let (_bad, mut bad_rx) = raw4(v4, "legacy:meter-1", Some(("meter-1", "wrong")), None).await;
     assert!(matches!(next(&mut bad_rx, "connack").await, Seen4::Refused(Code4::BadUserNamePassword)));
-    tokio::time::sleep(Duration::from_millis(1100)).await; // the gate refuses unhashed for 1 s after a failure
+    // A deliberate sleep: the gate refuses unhashed for 1 s after a failure (time has to pass).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (meter, mut meter_rx) = raw4(v4, "legacy:meter-1", Some(("meter-1", "meter-pw")), None).await;
     assert!(matches!(next(&mut meter_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
     for _ in 0..50 {
@@ -287,13 +270,18 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
     let port = v4.port().to_string();
     let sub_token = token(&observer, "b2-obs/ms");
     let args = ["-h", "127.0.0.1", "-p", &port, "-i", "b2-obs/ms", "-u", "b2-obs", "-P", &sub_token];
+    let subscribes = metric(&b.metrics_text(), r#"smqtt_gate_accepted_total{check="subscribe"}"#);
     let mosquitto_sub = std::process::Command::new("mosquitto_sub")
         .args(args)
         .args(["-t", "legacy/meters/ms", "-C", "1", "-W", "10", "-q", "1"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("mosquitto_sub");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The gate let mosquitto_sub's SUBSCRIBE through (rumqttd adds it right after).
+    common::eventually("mosquitto_sub subscribed", common::WAIT, || {
+        metric(&b.metrics_text(), r#"smqtt_gate_accepted_total{check="subscribe"}"#) > subscribes
+    })
+    .await;
     let status = std::process::Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port, "-i", "legacy:meter-1/ms", "-u", "meter-1", "-P", "meter-pw"])
         .args(["-t", "legacy/meters/ms", "-m", "from mosquitto_pub", "-q", "1"])
@@ -328,12 +316,12 @@ async fn a_flood_of_malformed_packets_does_not_stop_other_clients() {
         std::thread::spawn(move || {
             use std::io::Write as _;
             let garbage: Vec<Vec<u8>> = vec![
-                vec![0x20, 2, 0, 0],                                          // CONNACK from a client
-                vec![0xff; 64],                                               // reserved type, nonsense length
-                vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x7f],                     // malformed remaining length
-                vec![0x30, 5, 0, 9, b'a'],                                    // PUBLISH before CONNECT, truncated topic
-                common::connect_packet("x", Some(("u", "smqtt1.A.A")), None), // forged token
-                [common::connect_packet("anon:flood", None, None), vec![0x32, 3, 0, 1, b'a']].concat(),
+                vec![0x20, 2, 0, 0],                                        // CONNACK from a client
+                vec![0xff; 64],                                             // reserved type, nonsense length
+                vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x7f],                   // malformed remaining length
+                vec![0x30, 5, 0, 9, b'a'],                                  // PUBLISH before CONNECT, truncated topic
+                common::login_packet("x", Some(("u", "smqtt1.A.A")), None), // forged token
+                [common::login_packet("anon:flood", None, None), vec![0x32, 3, 0, 1, b'a']].concat(),
                 (0..=255u8).collect(),
             ];
             let mut rounds = 0u64;

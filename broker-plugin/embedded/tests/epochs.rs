@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{broker, devices, metric, next, raw4, scrape, token, world, Seen4};
+use common::{broker, devices, metric_or_zero as metric, next, raw4, scrape, token, world, Seen4};
 use rumqttc::{ConnectReturnCode as Code4, QoS};
 use smqtt_client::{ClientConfig, DeviceStore, MessageError, SmqttClient};
 use smqtt_wire::{EpochStatement, VerifyingKey};

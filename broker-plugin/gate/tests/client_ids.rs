@@ -2,10 +2,8 @@
 //! with a client id outside its own space, since the broker would hand it that id's session (the live
 //! connection is kicked; with `clean_session = false` its subscriptions and queued messages are resumed).
 
-mod common;
-
-use common::{ok, password_hash, Fixture};
 use smqtt_gate::{Gate, RefusalReason, Role};
+use smqtt_testkit::credentials::{ok, password_hash, Fixture};
 
 fn reason<T: std::fmt::Debug>(r: Result<T, smqtt_gate::Refusal>) -> RefusalReason {
     match r {

@@ -1,11 +1,10 @@
 //! Every rule of the gate, with real credentials, tokens, envelopes and FAME sealing: the valid case accepted,
 //! each invalid one refused with the right reason.
 
-mod common;
-
-use common::{now, ok, password_hash, policy, Fixture};
 use proptest::prelude::*;
 use smqtt_gate::{ClientSession, Gate, GateError, PublishDecision, RefusalReason, Role};
+use smqtt_testkit::credentials::{ok, password_hash, policy, Device, Fixture};
+use smqtt_testkit::now;
 use smqtt_wire::{ConnectToken, ParsedEnvelope, SigningKey};
 
 fn reason<T: std::fmt::Debug>(r: Result<T, smqtt_gate::Refusal>) -> RefusalReason {
@@ -20,6 +19,12 @@ fn refused(d: PublishDecision) -> RefusalReason {
         PublishDecision::Refuse(r) => r.reason,
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// The gate re-reads its epoch file at most once a second: a deliberate sleep past that interval (time has to
+/// pass, there is no event to wait on), after which its next decision sees the file as it is now.
+fn past_the_recheck_interval() {
+    std::thread::sleep(std::time::Duration::from_millis(1100));
 }
 
 fn counter(gate: &Gate, line: &str) -> u64 {
@@ -121,7 +126,7 @@ fn epochs_and_denied_devices() {
 
     // The authority rotates: the file says 4. Connected epoch-3 devices lose the right to publish too.
     ok(std::fs::write(&epoch_file, f.epoch_statement(4)));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    past_the_recheck_interval();
     assert_eq!(
         reason(gate.authenticate("current", Some("current"), Some(current.token("current").as_bytes()))),
         RefusalReason::RevokedEpoch
@@ -130,7 +135,7 @@ fn epochs_and_denied_devices() {
     assert_eq!(refused(gate.check_publish(&session, "a/b", 0, false, b"x")), RefusalReason::RevokedEpoch);
     // An unreadable file keeps the last epoch.
     ok(std::fs::remove_file(&epoch_file));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    past_the_recheck_interval();
     let _ = gate.authenticate("x", None, None);
     assert_eq!(gate.current_epoch(), 4);
 }
@@ -147,7 +152,7 @@ fn a_revoked_device_on_an_open_connection_is_refused_once_the_epoch_file_moves()
     let session = ok(gate.authenticate("open-1", Some("open-1"), Some(device.token("open-1").as_bytes())));
     assert!(matches!(gate.check_subscribe(&session, "a/#"), Ok(())));
     ok(std::fs::write(&epoch_file, f.epoch_statement(4)));
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    past_the_recheck_interval();
     assert_eq!(refused(gate.check_publish(&session, "a/b", 1, false, b"x")), RefusalReason::RevokedEpoch);
     assert_eq!(gate.current_epoch(), 4);
     assert!(gate.check_subscribe(&session, "a/c").is_err());
@@ -168,7 +173,7 @@ fn an_unsigned_forged_or_older_epoch_statement_cannot_move_the_gate() {
         smqtt_wire::EpochBody { epoch: 2, started_at: 1, issued_at: now(), params_id: [0; 32] }.sign(&impostor);
     for attack in ["3\n".to_owned(), f.epoch_statement(3), forged, "garbage".to_owned()] {
         ok(std::fs::write(&epoch_file, &attack));
-        std::thread::sleep(std::time::Duration::from_millis(1100));
+        past_the_recheck_interval();
         assert_eq!(
             reason(gate.authenticate("revoked", Some("revoked"), Some(revoked.token("revoked").as_bytes()))),
             RefusalReason::RevokedEpoch,
@@ -264,7 +269,7 @@ fn publish_rights_protected_topics_and_envelopes() {
     flipped[last] ^= 1;
     assert_eq!(refused(check(topic, &flipped)), RefusalReason::BadSignature);
     // An envelope naming sensor-1 but signed by another key (an impostor's sealer with sensor-1's id).
-    let impostor = common::Device {
+    let impostor = Device {
         id: "sensor-1".into(),
         key: SigningKey::generate(&mut rand_core::OsRng),
         credential: sensor.credential.clone(),

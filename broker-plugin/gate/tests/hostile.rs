@@ -1,13 +1,11 @@
 //! Hostile peers against the gate itself (project issue 13): password guessing, session-table floods, retained
 //! envelopes without the signed mark. Real Argon2 hashes, real credentials and envelopes.
 
-mod common;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use common::{ok, password_hash, policy, Fixture};
 use smqtt_gate::{Gate, PublishDecision, RefusalReason};
+use smqtt_testkit::credentials::{ok, password_hash, policy, Fixture};
 use smqtt_wire::ParsedEnvelope;
 
 fn reason<T: std::fmt::Debug>(r: Result<T, smqtt_gate::Refusal>) -> RefusalReason {
@@ -93,7 +91,7 @@ fn a_password_guesser_throttles_itself_not_the_username() {
 
 fn device_login(
     gate: &Gate,
-    d: &common::Device,
+    d: &smqtt_testkit::credentials::Device,
     client_id: &str,
 ) -> Result<smqtt_gate::ClientSession, smqtt_gate::Refusal> {
     gate.authenticate(client_id, Some(&d.id), Some(d.token(client_id).as_bytes()))

@@ -10,53 +10,14 @@ use std::sync::Arc;
 use common::{metric, Mosquitto, World, WAIT};
 use rumqttc::{ConnectReturnCode as Code4, QoS, SubscribeFilter, SubscribeReasonCode as Sub4};
 use smqtt_client::Identity;
+use smqtt_testkit::clients::{options4, raw4_with, Seen4 as Seen};
 use tokio::sync::mpsc::Receiver;
-
-/// What a raw v3.1.1 client saw.
-#[derive(Debug)]
-enum Seen {
-    ConnAck,
-    Publish(Vec<u8>),
-    SubAck(Vec<Sub4>),
-    PubAck,
-    Refused(Code4),
-    Closed,
-}
 
 /// A raw MQTT 3.1.1 client; it does not reconnect after an error.
 fn raw(port: u16, client_id: &str, login: Option<(&str, &str)>, clean: bool) -> (rumqttc::AsyncClient, Receiver<Seen>) {
-    let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
-    options.set_keep_alive(std::time::Duration::from_secs(30));
+    let mut options = options4(smqtt_testkit::ports::loopback(port), client_id, login);
     options.set_clean_session(clean);
-    if let Some((user, password)) = login {
-        options.set_credentials(user, password);
-    }
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 64);
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        use rumqttc::{ConnectionError, Event, Packet};
-        loop {
-            let seen = match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => Seen::ConnAck,
-                Ok(Event::Incoming(Packet::Publish(p))) => Seen::Publish(p.payload.to_vec()),
-                Ok(Event::Incoming(Packet::SubAck(s))) => Seen::SubAck(s.return_codes),
-                Ok(Event::Incoming(Packet::PubAck(_))) => Seen::PubAck,
-                Ok(_) => continue,
-                Err(ConnectionError::ConnectionRefused(code)) => {
-                    let _ = tx.send(Seen::Refused(code)).await;
-                    return;
-                }
-                Err(_) => {
-                    let _ = tx.send(Seen::Closed).await;
-                    return;
-                }
-            };
-            if tx.send(seen).await.is_err() {
-                return;
-            }
-        }
-    });
-    (client, rx)
+    raw4_with(options)
 }
 
 fn device(port: u16, identity: &Identity, client_id: &str, clean: bool) -> (rumqttc::AsyncClient, Receiver<Seen>) {
@@ -73,7 +34,7 @@ async fn next(rx: &mut Receiver<Seen>, what: &str, broker: &Mosquitto) -> Seen {
 
 async fn connected(rx: &mut Receiver<Seen>, who: &str, broker: &Mosquitto) {
     match next(rx, "connack", broker).await {
-        Seen::ConnAck => {}
+        Seen::ConnAck(Code4::Success) => {}
         other => panic!("{who}: expected CONNACK success, got {other:?}\n{}", broker.log_text()),
     }
 }
@@ -81,8 +42,8 @@ async fn connected(rx: &mut Receiver<Seen>, who: &str, broker: &Mosquitto) {
 async fn next_payload(rx: &mut Receiver<Seen>, what: &str, broker: &Mosquitto) -> Vec<u8> {
     loop {
         match next(rx, what, broker).await {
-            Seen::Publish(payload) => return payload,
-            Seen::PubAck | Seen::SubAck(_) => continue,
+            Seen::Publish(publish) => return publish.payload.to_vec(),
+            Seen::PubAck(_) | Seen::SubAck(_) => continue,
             other => panic!("expected {what}, got {other:?}"),
         }
     }
@@ -90,7 +51,7 @@ async fn next_payload(rx: &mut Receiver<Seen>, what: &str, broker: &Mosquitto) -
 
 async fn publish_acked(client: &rumqttc::AsyncClient, rx: &mut Receiver<Seen>, topic: &str, text: &str, b: &Mosquitto) {
     client.publish(topic, QoS::AtLeastOnce, false, text.as_bytes().to_vec()).await.expect("publish");
-    while !matches!(next(rx, "puback", b).await, Seen::PubAck) {}
+    while !matches!(next(rx, "puback", b).await, Seen::PubAck(_)) {}
 }
 
 /// An impostor's CONNECT: refused at CONNACK (Mosquitto's plugin API makes every refusal "not authorised").
@@ -131,7 +92,7 @@ async fn an_anonymous_impostor_cannot_take_over_a_devices_persistent_session() {
     bob_client.subscribe("plant/#", QoS::AtLeastOnce).await.expect("subscribe");
     assert!(matches!(next(&mut bob_rx, "suback", &broker).await, Seen::SubAck(_)));
     bob_client.disconnect().await.expect("disconnect");
-    while !matches!(next(&mut bob_rx, "close", &broker).await, Seen::Closed) {}
+    while !matches!(next(&mut bob_rx, "close", &broker).await, Seen::Closed(_)) {}
 
     // Meanwhile the sensor publishes for him.
     let (sensor_client, mut sensor_rx) = device(port, &world.identity("sensor"), "sensor", true);
@@ -165,7 +126,7 @@ async fn an_anonymous_impostor_cannot_take_over_a_devices_persistent_session() {
         let filters = ["public/#", "plant/#"].map(|f| SubscribeFilter::new(f.into(), QoS::AtLeastOnce));
         watcher.subscribe_many(filters).await.expect("subscribe");
         match next(&mut watcher_rx, "suback", &broker).await {
-            Seen::SubAck(codes) => assert_eq!(codes, vec![Sub4::Success(QoS::AtLeastOnce), Sub4::Failure]),
+            Seen::SubAck(ack) => assert_eq!(ack.return_codes, vec![Sub4::Success(QoS::AtLeastOnce), Sub4::Failure]),
             other => panic!("{other:?}"),
         }
         publish_acked(&sensor_client, &mut sensor_rx, "public/notice", "hello", &broker).await;

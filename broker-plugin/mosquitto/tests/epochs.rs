@@ -1,8 +1,9 @@
-//! Mosquitto with the plugin follows the authority's epoch by itself, only through authority-signed statements:
-//! polled from the authority (`[authority] url`, with `epoch_file` as the cache), or read from a file the
-//! authority keeps (`[epochs] statement_file`). A revoked device is refused at CONNECT and its publishes on a
+//! Mosquitto with the plugin follows the authority's epoch, only through authority-signed statements in its
+//! `epoch_file`: kept current from beside the broker by `smqtt follow` (`DeviceStore::follow_once`, which also
+//! renews the broker's sealing identity; the plugin itself links no HTTP client), or by the authority itself
+//! (`[epochs] statement_file`). A revoked device is refused at CONNECT and its publishes on a
 //! still-open connection are dropped; an honest device that renewed in place keeps publishing on its connection;
-//! the broker's sealing identity renews itself. Unsigned or foreign statements never move the broker, and an
+//! the broker's sealing identity is renewed and reloaded. Unsigned or foreign statements never move the broker, and an
 //! epoch file without a signed statement stops Mosquitto at start-up. Its own test binary, because it rotates the
 //! authority's epoch. Skipped, loudly, if mosquitto is not installed.
 
@@ -19,7 +20,8 @@ use smqtt_abe::Policy;
 use smqtt_client::{ClientConfig, DeviceStore, Identity, Message, Messages, SmqttClient};
 use smqtt_wire::{EpochBody, EpochStatement, SigningKey, VerifiedEpoch, VerifyingKey};
 
-/// How long the broker may take to follow (it polls every second, re-reads its file at most every second).
+/// How long the broker may take to follow (the follower steps every 200 ms, the plugin re-reads its file at most
+/// every second).
 const PATIENCE: Duration = Duration::from_secs(15);
 const METER_PASSWORD: &str = "meter secret";
 
@@ -130,8 +132,37 @@ fn connections_of(broker: &Mosquitto, client_id: &str) -> usize {
     broker.log_text().matches(&format!(" as {client_id} (")).count()
 }
 
+/// `smqtt follow` beside the broker, as the CLI runs it: one step every 200 ms until dropped.
+struct Follower {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Follower {
+    fn start(store: &Path, epoch_file: &Path) -> Follower {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, store, epoch_file) = (stop.clone(), DeviceStore::at(store), epoch_file.to_path_buf());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = store.follow_once(Some(&epoch_file));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Follower { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_the_authority_a_revocation_reaches_mosquitto_by_itself() {
+async fn following_the_authority_from_beside_mosquitto_a_revocation_reaches_it_by_itself() {
     if !common::have_mosquitto() {
         return;
     }
@@ -149,8 +180,6 @@ async fn polling_the_authority_a_revocation_reaches_mosquitto_by_itself() {
     let gate = format!(
         r#"[authority]
 verifying_key = "{key}"
-url = "{url}"
-epoch_poll_secs = 1
 epoch_file = "{cache}"
 [topics]
 protected = ["plant/#"]
@@ -163,20 +192,19 @@ password_hash = "{hash}"
 publish = ["legacy/meter/#"]
 "#,
         key = broker_store.join("authority.pub").display(),
-        url = world.authority_url,
         cache = cache.display(),
         store = broker_store.display(),
         hash = argon2_hash(METER_PASSWORD),
     );
-    let broker = Mosquitto::start(&gate);
-    let addr = broker.addr();
+    // `smqtt follow --once` before the broker starts (the epoch file must exist), then the loop beside it.
+    let first = blocking(|| DeviceStore::at(&broker_store).follow_once(Some(&cache))).expect("follow --once");
     let epoch1 = blocking(|| world.admin.epoch()).expect("epoch").epoch;
-    eventually("the first poll: the gate enforces the authority's epoch", &broker, || {
-        enforced_epoch(&broker) == Some(epoch1)
-    })
-    .await;
-    eventually("the first poll: the statement is cached", &broker, || cache.exists()).await;
+    assert_eq!(first, smqtt_client::Followed { epoch: epoch1, statement_written: true, renewed: false });
     assert_eq!(read_verified(&cache, &authority).epoch(), epoch1);
+    let broker = Mosquitto::start(&gate);
+    let follower = Follower::start(&broker_store, &cache);
+    let addr = broker.addr();
+    eventually("the gate enforces the authority's epoch", &broker, || enforced_epoch(&broker) == Some(epoch1)).await;
 
     let config = ClientConfig::new("127.0.0.1", broker.port);
     let (op, mut op_rx) = SmqttClient::connect(world.identity("op"), &config).expect("op");
@@ -204,7 +232,7 @@ publish = ["legacy/meter/#"]
     let (victim_old, sensor_old) = (world.identity("victim"), world.identity("sensor"));
     assert_eq!(blocking(|| connack(addr, &victim_old, "victim/probe")), 0, "{}", broker.log_text());
 
-    // The administrator revokes the victim. Nobody touches the broker: the plugin polls the signed epoch.
+    // The administrator revokes the victim. Nobody touches the broker: the follower brings the signed epoch.
     let revoked = blocking(|| world.admin.revoke_device("victim")).expect("revoke");
     let epoch2 = revoked.epoch.epoch;
     assert!(revoked.epoch_advanced && epoch2 > epoch1, "{revoked:?}");
@@ -222,8 +250,9 @@ publish = ["legacy/meter/#"]
     .await;
     assert!(blocking(|| DeviceStore::at(&world.store_dir("victim")).renew()).is_err(), "the victim renewed");
 
-    // The broker's sealing identity renewed itself: the meter's next reading is sealed for the new epoch.
-    eventually("the sealing identity renewed itself", &broker, || store_epoch(&broker_store) == epoch2).await;
+    // The broker's sealing identity was renewed beside it and reloaded: the meter's next reading is sealed for
+    // the new epoch.
+    eventually("the sealing identity was renewed", &broker, || store_epoch(&broker_store) == epoch2).await;
     assert_eq!(op.renew(&DeviceStore::at(&world.store_dir("op"))).await.expect("op renews"), epoch2);
     blocking(|| meter_publishes(&broker, "2 W"));
     // The first delivery since the rotation: the victim's publish never reached the subscriber.
@@ -254,6 +283,7 @@ publish = ["legacy/meter/#"]
 
     // The cache holds the authority's statement of the new epoch.
     assert_eq!(read_verified(&cache, &authority).epoch(), epoch2);
+    drop(follower);
     drop((op, sensor, victim));
     blocking(move || drop((broker, world)));
 }
@@ -448,4 +478,19 @@ fn an_epoch_file_without_a_signed_statement_stops_mosquitto() {
         let log = refused_to_load(&gate(&file));
         assert!(log.contains("smqtt: not loaded") && log.contains(reason), "{name}: {log}");
     }
+}
+
+#[test]
+fn an_authority_url_stops_mosquitto_with_the_way_to_follow_it() {
+    if !common::have_mosquitto() {
+        return;
+    }
+    // The plugin reaches no authority itself (it links no HTTP client): `url` is refused at start with the
+    // command that follows the authority from beside the broker.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("authority.pub");
+    std::fs::write(&key, SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes()).expect("key");
+    let gate = format!("[authority]\nverifying_key = \"{}\"\nurl = \"http://127.0.0.1:8740\"\n", key.display());
+    let log = refused_to_load(&gate);
+    assert!(log.contains("smqtt: not loaded") && log.contains("smqtt follow"), "{log}");
 }

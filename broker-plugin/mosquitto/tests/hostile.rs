@@ -10,14 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn password_hash(password: &str) -> String {
-    use argon2::password_hash::{PasswordHasher as _, SaltString};
-    let params = argon2::Params::new(1024, 1, 1, None).expect("params");
-    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-    let salt = SaltString::encode_b64(b"smqtt-test-salt!").expect("salt");
-    argon.hash_password(password.as_bytes(), &salt).expect("hash").to_string()
-}
-
 /// A CONNECT from the local address `from` (all of 127.0.0.0/8 is loopback on Linux): the CONNACK code.
 fn connect_from(runtime: &tokio::runtime::Runtime, from: IpAddr, to: SocketAddr, packet: &[u8]) -> u8 {
     let stream = runtime.block_on(async {

@@ -7,17 +7,13 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{metric, raw_connect, Mosquitto, Will, World, WAIT};
+use common::{metric, password_hash, raw_connect, Mosquitto, Will, World, WAIT};
 use smqtt_abe::Policy;
 use smqtt_client::{ClientConfig, Message, MessageError, Messages, Sealer, SessionPolicy, SmqttClient};
+use smqtt_testkit::clients::subscribed;
+use smqtt_testkit::metrics::wait_metric;
 
 const LEGACY_PASSWORD: &str = "meter-1 secret";
-
-fn argon2_hash(password: &str) -> String {
-    use argon2::password_hash::{PasswordHasher as _, SaltString};
-    let salt = SaltString::encode_b64(b"smqtt test salt!").expect("salt");
-    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).expect("hash").to_string()
-}
 
 /// The gate's broker.toml: protected `plant/#`, legacy `meter-1` sealed under `legacy/#`, anonymous read-only.
 fn gate_toml(world: &World, anonymous: bool) -> String {
@@ -40,7 +36,7 @@ publish = ["legacy/meter-1/#"]
 "#,
         key = store.join("authority.pub").display(),
         store = store.display(),
-        hash = argon2_hash(LEGACY_PASSWORD),
+        hash = password_hash(LEGACY_PASSWORD),
     )
 }
 
@@ -98,16 +94,17 @@ async fn enforcement_and_sealing_through_mosquitto() {
     })
     .await;
     let world = Arc::new(world);
-    let broker = Mosquitto::start(&gate_toml(&world, true));
+    let broker = Mosquitto::logging_subscriptions(&gate_toml(&world, true));
     let port = broker.port.to_string();
     let config = ClientConfig::new("127.0.0.1", broker.port);
 
     let (op, mut op_rx) = SmqttClient::connect(world.identity("op-1"), &config).expect("connect op");
-    op.subscribe("plant/#", 1).await.expect("sub");
-    op.subscribe("legacy/#", 1).await.expect("sub");
+    subscribed(&op, "plant/#", 1).await;
+    subscribed(&op, "legacy/#", 1).await;
     let (sensor, _) = SmqttClient::connect(world.identity("sensor-1"), &config).expect("connect sensor");
-    let spy = broker.subscribe(&["-t", "plant/#", "-C", "1", "-N", "-W", "10"]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    let spy = broker.subscribe(&["-i", "anon:spy", "-t", "plant/#", "-C", "1", "-N", "-W", "10"]);
+    tokio::task::block_in_place(|| broker.wait_subscribed("anon:spy", "plant/#"));
+    sensor.wait_connected(WAIT).await.expect("sensor connected");
 
     // --- CONNECT: wrong tokens refused (anonymous is allowed here, read-only; see the flood test for "off").
     let sensor_id = world.identity("sensor-1");
@@ -179,9 +176,8 @@ async fn enforcement_and_sealing_through_mosquitto() {
     assert!(!stored.windows(4).any(|w| w == b"42 W"), "legacy plaintext stored");
     // A late joiner gets exactly the two valid retained messages, then the live marker.
     let (late, mut late_rx) = SmqttClient::connect(world.identity("op-late"), &config).expect("connect late");
-    late.subscribe("plant/#", 1).await.expect("sub");
-    late.subscribe("legacy/#", 1).await.expect("sub");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    subscribed(&late, "plant/#", 1).await;
+    subscribed(&late, "legacy/#", 1).await;
     sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"marker 2").await.expect("publish");
     // (The SDK may subscribe twice around its first CONNACK, and MQTT resends retained messages then: each
     // (session, sequence) is shown once, the second copy is a replay. Retained messages have sessions of their
@@ -273,7 +269,15 @@ async fn enforcement_and_sealing_through_mosquitto() {
         (will.payload(), will.publisher(), will.topic()),
         (&b"meter offline"[..], "broker", "legacy/meter-1/status")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The three refused wills have been decided (their connections closed before the legacy one's).
+    blocking({
+        let metrics = broker.metrics;
+        move || {
+            let text = || common::http_get(metrics);
+            wait_metric("three refused wills", text, "smqtt_mosquitto_wills_refused_total", |n| n >= 3)
+        }
+    })
+    .await;
     sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"marker 3").await.expect("publish");
     assert_eq!(next_payload(&mut op_rx, &broker).await, b"marker 3", "a refused will got through");
 
@@ -341,9 +345,9 @@ async fn a_flood_from_one_client_does_not_stop_the_others() {
 
     let config = ClientConfig::new("127.0.0.1", broker.port);
     let (op, mut op_rx) = SmqttClient::connect(world.identity("op-1"), &config).expect("connect op");
-    op.subscribe("plant/#", 1).await.expect("sub");
+    subscribed(&op, "plant/#", 1).await;
     let (sensor, _) = SmqttClient::connect(world.identity("sensor-1"), &config).expect("connect sensor");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    sensor.wait_connected(WAIT).await.expect("sensor connected");
 
     let flooder = world.identity("sensor-1");
     let token = common::token(&flooder, "sensor-1/flooder");

@@ -160,7 +160,7 @@ async fn hundred_concurrent_clients_qos1_none_lost_none_refused_body() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let delivered_time = traffic_started.elapsed();
-    // A moment for anything extra (duplicates) to show up.
+    // A moment for anything extra (duplicates) to show up: a deliberate window, nothing more must arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (i, tally) in tallies.iter().enumerate() {
         let t = tally.lock().expect("tally");

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use smqtt_client::{Delivery, Identity, Messages};
+use smqtt_client::{Delivery, Messages};
 
 /// The policy of the scenario's temperature readings.
 pub const TEMP_POLICY: &str = "site:berlin and (role:operator or role:admin)";
@@ -32,29 +32,4 @@ pub async fn next_data(rx: &mut Messages, who: &str, timeout: Duration) -> Deliv
 }
 
 /// Whether a broker accepts a CONNECT from `identity` (username = device id, password = a fresh CONNECT token).
-pub async fn broker_accepts(port: u16, identity: &Identity, client_id: &str) -> bool {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let token = smqtt_wire::ConnectToken::create(identity.signing_key(), identity.credential(), client_id, now)
-        .expect("CONNECT token");
-    let mut options = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
-    options.set_credentials(identity.device_id().as_str(), token);
-    options.set_keep_alive(Duration::from_secs(30));
-    let (client, mut eventloop) = rumqttc::AsyncClient::new(options, 8);
-    let answer = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match eventloop.poll().await {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack))) => {
-                    return ack.code == rumqttc::ConnectReturnCode::Success
-                }
-                Ok(_) => {}
-                Err(rumqttc::ConnectionError::ConnectionRefused(_)) => return false,
-                // Some brokers close the socket instead of answering.
-                Err(_) => return false,
-            }
-        }
-    })
-    .await
-    .expect("an answer to CONNECT within 10 s");
-    let _ = client.disconnect().await;
-    answer
-}
+pub use smqtt_testkit::clients::broker_accepts;
