@@ -2,7 +2,6 @@
 //! metrics, as middleware.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -12,6 +11,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use smqtt_metrics::{Exposition, Kind};
 
 use super::error::ApiError;
 use super::AppState;
@@ -56,37 +56,34 @@ impl Metrics {
 
     /// The Prometheus exposition, with `epoch` as a gauge.
     pub fn render(&self, epoch: Option<u64>) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP smqtt_authority_requests_total HTTP requests by route, method and status.\n");
-        out.push_str("# TYPE smqtt_authority_requests_total counter\n");
-        if let Ok(requests) = self.requests.lock() {
-            let mut rows: Vec<_> = requests.iter().collect();
+        let mut out = Exposition::new();
+        let mut requests =
+            out.family("smqtt_authority_requests_total", "HTTP requests by route, method and status.", Kind::Counter);
+        if let Ok(rows) = self.requests.lock() {
+            let mut rows: Vec<_> = rows.iter().collect();
             rows.sort();
             for ((route, method, status), count) in rows {
-                let _ = writeln!(
-                    out,
-                    "smqtt_authority_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
-                );
+                requests.sample(&[("route", route), ("method", method), ("status", &status.to_string())], *count);
             }
         }
-        out.push_str("# HELP smqtt_authority_request_seconds Time spent answering, by route.\n");
-        out.push_str("# TYPE smqtt_authority_request_seconds summary\n");
-        if let Ok(latency) = self.latency_micros.lock() {
-            let mut rows: Vec<_> = latency.iter().collect();
+        let mut seconds =
+            out.family("smqtt_authority_request_seconds", "Time spent answering, by route.", Kind::Summary);
+        if let Ok(rows) = self.latency_micros.lock() {
+            let mut rows: Vec<_> = rows.iter().collect();
             rows.sort();
             for (route, (sum, count)) in rows {
-                let _ = writeln!(out, "smqtt_authority_request_seconds_sum{{route=\"{route}\"}} {}", *sum as f64 / 1e6);
-                let _ = writeln!(out, "smqtt_authority_request_seconds_count{{route=\"{route}\"}} {count}");
+                seconds.summary(&[("route", route)], *sum as f64 / 1e6, *count);
             }
         }
-        out.push_str("# HELP smqtt_authority_keys_issued_total Attribute keys issued.\n");
-        out.push_str("# TYPE smqtt_authority_keys_issued_total counter\n");
-        let _ = writeln!(out, "smqtt_authority_keys_issued_total {}", self.keys_issued.load(Ordering::Relaxed));
+        out.counter(
+            "smqtt_authority_keys_issued_total",
+            "Attribute keys issued.",
+            self.keys_issued.load(Ordering::Relaxed),
+        );
         if let Some(epoch) = epoch {
-            out.push_str("# HELP smqtt_authority_epoch The current epoch.\n# TYPE smqtt_authority_epoch gauge\n");
-            let _ = writeln!(out, "smqtt_authority_epoch {epoch}");
+            out.gauge("smqtt_authority_epoch", "The current epoch.", epoch);
         }
-        out
+        out.finish()
     }
 }
 

@@ -1,7 +1,9 @@
-//! Counters: accepted and refused decisions by check and reason, in Prometheus text exposition format.
+//! Counters: accepted and refused decisions by check and reason, in Prometheus text exposition format
+//! (rendered by `smqtt-metrics`).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use smqtt_metrics::{Exposition, Kind};
 
 use crate::refusal::RefusalReason;
 
@@ -58,46 +60,40 @@ impl Metrics {
     /// `statement_at`: when the authority signed the newest statement of the epoch in force that the gate
     /// verified (0: none), so that an operator can alert when the feed stops (a held-back rotation).
     pub(crate) fn text(&self, enforcing: bool, epoch: u64, statement_at: u64) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP smqtt_gate_accepted_total Decisions that let a CONNECT, SUBSCRIBE, PUBLISH or will through.\n",
+        let mut out = Exposition::new();
+        let mut accepted = out.family(
+            "smqtt_gate_accepted_total",
+            "Decisions that let a CONNECT, SUBSCRIBE, PUBLISH or will through.",
+            Kind::Counter,
         );
-        out.push_str("# TYPE smqtt_gate_accepted_total counter\n");
         for (check, name) in CHECKS {
-            let _ = writeln!(out, "smqtt_gate_accepted_total{{check=\"{name}\"}} {}", self.accepted(check));
+            accepted.sample(&[("check", name)], self.accepted(check));
         }
-        out.push_str("# HELP smqtt_gate_refused_total Refused decisions by check and reason.\n");
-        out.push_str("# TYPE smqtt_gate_refused_total counter\n");
+        let mut refused =
+            out.family("smqtt_gate_refused_total", "Refused decisions by check and reason.", Kind::Counter);
         for (check, name) in CHECKS {
             for reason in RefusalReason::ALL {
-                let _ = writeln!(
-                    out,
-                    "smqtt_gate_refused_total{{check=\"{name}\",reason=\"{}\"}} {}",
-                    reason.as_str(),
-                    self.refused(check, reason)
-                );
+                refused.sample(&[("check", name), ("reason", reason.as_str())], self.refused(check, reason));
             }
         }
-        out.push_str("# HELP smqtt_gate_sealed_total Plaintext publishes sealed by the broker for legacy clients.\n");
-        out.push_str("# TYPE smqtt_gate_sealed_total counter\n");
-        let _ = writeln!(out, "smqtt_gate_sealed_total {}", self.sealed.load(Ordering::Relaxed));
-        out.push_str(
-            "# HELP smqtt_gate_unenforced_total Publishes let through unchecked (enforcement off or open topic).\n",
+        out.counter(
+            "smqtt_gate_sealed_total",
+            "Plaintext publishes sealed by the broker for legacy clients.",
+            self.sealed.load(Ordering::Relaxed),
+        )
+        .counter(
+            "smqtt_gate_unenforced_total",
+            "Publishes let through unchecked (enforcement off or open topic).",
+            self.unenforced.load(Ordering::Relaxed),
+        )
+        .gauge("smqtt_gate_enforcing", "Whether enforcement is on (1) or off for the whole gate (0).", enforcing)
+        .gauge("smqtt_gate_min_epoch", "Oldest credential epoch accepted.", epoch)
+        .gauge(
+            "smqtt_gate_epoch_statement_issued_at",
+            "When the authority signed the newest verified statement of the epoch in force (unix seconds; 0: \
+             none). Alert when it stops moving: the feed is cut or held back.",
+            statement_at,
         );
-        out.push_str("# TYPE smqtt_gate_unenforced_total counter\n");
-        let _ = writeln!(out, "smqtt_gate_unenforced_total {}", self.unenforced.load(Ordering::Relaxed));
-        out.push_str("# HELP smqtt_gate_enforcing Whether enforcement is on (1) or off for the whole gate (0).\n");
-        out.push_str("# TYPE smqtt_gate_enforcing gauge\n");
-        let _ = writeln!(out, "smqtt_gate_enforcing {}", u8::from(enforcing));
-        out.push_str("# HELP smqtt_gate_min_epoch Oldest credential epoch accepted.\n");
-        out.push_str("# TYPE smqtt_gate_min_epoch gauge\n");
-        let _ = writeln!(out, "smqtt_gate_min_epoch {epoch}");
-        out.push_str(
-            "# HELP smqtt_gate_epoch_statement_issued_at When the authority signed the newest verified statement of \
-             the epoch in force (unix seconds; 0: none). Alert when it stops moving: the feed is cut or held back.\n",
-        );
-        out.push_str("# TYPE smqtt_gate_epoch_statement_issued_at gauge\n");
-        let _ = writeln!(out, "smqtt_gate_epoch_statement_issued_at {statement_at}");
-        out
+        out.finish()
     }
 }

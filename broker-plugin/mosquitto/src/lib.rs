@@ -80,7 +80,6 @@
 
 pub mod config;
 mod ffi;
-pub mod metrics;
 pub mod plugin;
 
 use std::sync::Arc;
@@ -170,7 +169,7 @@ fn verdict(decision: gate::PublishDecision) -> Verdict {
 #[cfg_attr(test, allow(dead_code))] // its users, the entry points, are compiled out of unit tests
 pub(crate) struct Active {
     plugin: Arc<Plugin<gate::Gate>>,
-    metrics: Option<metrics::MetricsServer>,
+    metrics: Option<smqtt_metrics::MetricsServer>,
 }
 
 impl core::ops::Deref for Active {
@@ -193,9 +192,8 @@ impl Active {
             None => None,
             Some(addr) => {
                 let shared = plugin.clone();
-                let render: metrics::Render =
-                    Arc::new(move || format!("{}{}", shared.enforcer().metrics_text(), shared.counters_text()));
-                let server = metrics::MetricsServer::start(addr, render)
+                let render = move || format!("{}{}", shared.enforcer().metrics_text(), shared.counters_text());
+                let server = smqtt_metrics::MetricsServer::start(addr, render)
                     .map_err(|source| StartError::Metrics { addr, source })?;
                 plugin.log(Level::Info, &format!("metrics on http://{}/metrics", server.addr()));
                 Some(server)

@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
+use smqtt_metrics::Exposition;
+
 /// Upper bound on stored sessions (one per connected client): beyond it, CONNECTs are refused.
 pub const MAX_SESSIONS: usize = 1 << 20;
 /// Refusals logged per second at most (a flooding client must not flood the log); the rest are counted.
@@ -498,28 +500,22 @@ impl<E: Enforcer> Plugin<E> {
     pub fn counters_text(&self) -> String {
         let c = &self.counters;
         let rows: [(&str, &str, &AtomicU64); 9] = [
-            ("connects_accepted_total", "CONNECTs accepted", &c.connects_accepted),
-            ("connects_refused_total", "CONNECTs refused", &c.connects_refused),
-            ("subscribes_refused_total", "SUBSCRIBE filters refused", &c.subscribes_refused),
-            ("publishes_accepted_total", "publishes stored unchanged", &c.publishes_accepted),
-            ("publishes_sealed_total", "publishes sealed by the broker", &c.publishes_sealed),
-            ("publishes_refused_total", "publishes refused", &c.publishes_refused),
-            ("wills_checked_total", "wills checked when they fired", &c.wills_checked),
-            ("wills_refused_total", "wills refused", &c.wills_refused),
-            ("panics_total", "panics caught at the FFI boundary", &c.panics),
+            ("smqtt_mosquitto_connects_accepted_total", "CONNECTs accepted", &c.connects_accepted),
+            ("smqtt_mosquitto_connects_refused_total", "CONNECTs refused", &c.connects_refused),
+            ("smqtt_mosquitto_subscribes_refused_total", "SUBSCRIBE filters refused", &c.subscribes_refused),
+            ("smqtt_mosquitto_publishes_accepted_total", "publishes stored unchanged", &c.publishes_accepted),
+            ("smqtt_mosquitto_publishes_sealed_total", "publishes sealed by the broker", &c.publishes_sealed),
+            ("smqtt_mosquitto_publishes_refused_total", "publishes refused", &c.publishes_refused),
+            ("smqtt_mosquitto_wills_checked_total", "wills checked when they fired", &c.wills_checked),
+            ("smqtt_mosquitto_wills_refused_total", "wills refused", &c.wills_refused),
+            ("smqtt_mosquitto_panics_total", "panics caught at the FFI boundary", &c.panics),
         ];
-        let mut out = String::new();
+        let mut out = Exposition::new();
         for (name, help, value) in rows {
-            let value = value.load(Ordering::Relaxed);
-            out.push_str(&format!(
-                "# HELP smqtt_mosquitto_{name} {help}\n# TYPE smqtt_mosquitto_{name} counter\nsmqtt_mosquitto_{name} {value}\n"
-            ));
+            out.counter(name, help, value.load(Ordering::Relaxed));
         }
-        let sessions = self.session_count();
-        out.push_str(&format!(
-            "# HELP smqtt_mosquitto_sessions live sessions\n# TYPE smqtt_mosquitto_sessions gauge\nsmqtt_mosquitto_sessions {sessions}\n"
-        ));
-        out
+        out.gauge("smqtt_mosquitto_sessions", "live sessions", self.session_count());
+        out.finish()
     }
 }
 
