@@ -6,6 +6,7 @@
 //! certificate); 3 sent but not acknowledged (the connection failed or `--timeout` passed first: the message may or
 //! may not have arrived: sending it again may deliver it twice). Errors are one line on stderr.
 
+mod follow;
 mod output;
 mod stream;
 
@@ -182,6 +183,25 @@ enum Command {
         #[arg(long, env = "SMQTT_STORE")]
         store: PathBuf,
     },
+    /// Keep a broker's view of the authority current from beside it (for the Mosquitto plugin, which does not
+    /// reach the authority itself): write the authority's signed epoch statement to --epoch-file whenever it
+    /// names a newer epoch (the gate's `[authority] epoch_file`; never backwards), and renew the store's identity
+    /// (the broker's sealing identity) for each new epoch. Every --every seconds until SIGINT/SIGTERM (exit 0);
+    /// with --once a single step (exit 0, or the failure's code). One line on stderr per change.
+    Follow {
+        /// The device store whose authority is followed and whose identity is renewed (the broker's own).
+        #[arg(long, env = "SMQTT_STORE")]
+        store: PathBuf,
+        /// Where the gate reads the epoch statement (its `[authority] epoch_file`).
+        #[arg(long = "epoch-file", value_name = "FILE")]
+        epoch_file: Option<PathBuf>,
+        /// Seconds between steps.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        every: u64,
+        /// One step, then exit (run it before starting the broker, so that the epoch file exists).
+        #[arg(long)]
+        once: bool,
+    },
     /// Publish one message (-m, -f, or all of stdin), or one per stdin line as each arrives (-l). Exits 0 only
     /// once the broker acknowledged every message (PUBACK for QoS 1, PUBCOMP for QoS 2; written for QoS 0).
     Pub {
@@ -313,6 +333,9 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure(e.to_string(), 2))??;
             println!("renewed {} (epoch {})", identity.device_id(), identity.epoch());
             Ok(())
+        }
+        Command::Follow { store, epoch_file, every, once } => {
+            follow::run(store, epoch_file, Duration::from_secs(every), once).await
         }
         Command::Pub { broker, topic, policy, message, file, lines, qos, retain } => {
             let policy = smqtt_abe::Policy::parse(&policy).map_err(|e| Failure(format!("policy: {e}"), 2))?;

@@ -56,7 +56,10 @@ async fn reconnected(client: &SmqttClient, wait: Duration) -> Result<(), Failure
     .await;
     match outcome {
         Ok(result) => Ok(result?),
-        Err(_) => Err(Error::Connect(format!("no answer from the broker within {wait:?} after the renewal")).into()),
+        Err(_) => {
+            let message = format!("no answer from the broker within {wait:?} after the renewal");
+            Err(Error::Connect { message, source: None }.into())
+        }
     }
 }
 

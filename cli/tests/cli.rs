@@ -1,5 +1,6 @@
 //! The `smqtt` binary end to end: enroll, sub, pub through Mosquitto, with its exit codes.
 
+#[path = "../../client-sdk/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead as _, BufReader};

@@ -1,6 +1,7 @@
 //! `smqtt pub` / `smqtt sub` as a user scripts them: exit codes that mean what they say, acknowledgements,
 //! streamed lines, byte-exact output, a ready line, refused CONNECTs reported (and a stale credential renewed).
 
+#[path = "../../client-sdk/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};

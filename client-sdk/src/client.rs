@@ -4,23 +4,25 @@
 
 mod acks;
 mod mqtt;
+mod outbox;
+mod poll;
 mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::v5 as mqtt5;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet};
+use rumqttc::{AsyncClient, MqttOptions};
 use smqtt_abe::Policy;
 use tokio::sync::{mpsc, watch};
 
-use smqtt_session::{Identity, Message, MessageError, Opener, OpenerLimits, Sealer, SessionPolicy, UnixTime};
+use smqtt_session::{Identity, Opener, OpenerLimits, Sealer, SessionPolicy, UnixTime};
 
-use crate::delivery::Pipeline;
-use crate::error::Error;
+use crate::delivery::{Delivery, Pipeline};
+use crate::error::{Cause, Error};
 use crate::store::DeviceStore;
 pub use acks::Acknowledgement;
-use mqtt::{level, level5, Mqtt};
+use mqtt::Mqtt;
 use tls::Link;
 pub use tls::TlsConfig;
 
@@ -135,9 +137,6 @@ impl ConnectionWatch {
     }
 }
 
-/// What subscribers receive: each delivered publish, opened or refused.
-pub type Delivery = Result<Message, MessageError>;
-
 /// The stream of deliveries.
 #[derive(Debug)]
 pub struct Messages {
@@ -165,9 +164,11 @@ impl Messages {
 #[derive(Clone)]
 pub struct SmqttClient {
     mqtt: Mqtt,
-    sealer: Arc<Mutex<Sealer>>,
+    /// The credential and the sealer, changed together: a publish sees both before or both after a renewal.
+    publishing: Arc<Mutex<Publishing>>,
+    /// Publishes wait here for the sealing task, which signs what queued together as one batch.
+    outbox: outbox::Outbox,
     filters: Arc<Mutex<Vec<(String, u8)>>>,
-    credential: Arc<Mutex<smqtt_wire::VerifiedCredential>>,
     auth: Arc<Mutex<ConnectAuth>>,
     pipeline: Pipeline,
     link: watch::Receiver<Link>,
@@ -175,9 +176,15 @@ pub struct SmqttClient {
 
 impl core::fmt::Debug for SmqttClient {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let device = self.credential.lock().map(|c| c.body().device_id.to_string()).unwrap_or_default();
+        let device = self.publishing.lock().map(|p| p.credential.body().device_id.to_string()).unwrap_or_default();
         f.debug_struct("SmqttClient").field("device", &device).finish_non_exhaustive()
     }
+}
+
+/// What a publish checks and seals with.
+struct Publishing {
+    credential: smqtt_wire::VerifiedCredential,
+    sealer: Sealer,
 }
 
 /// What a (re)connect needs to prove the device's identity to a broker that checks it (the SMQTT broker
@@ -251,6 +258,13 @@ impl SmqttClient {
         opener.set_limits(config.limits.clone());
         let filters = Arc::new(Mutex::new(Vec::new()));
         let (pipeline, rx) = Pipeline::start(opener)?;
+        let wiring = |mqtt: Mqtt| poll::Wiring {
+            mqtt,
+            filters: filters.clone(),
+            pipeline: pipeline.clone(),
+            auth: auth.clone(),
+            link: link_tx,
+        };
         let mqtt = match config.protocol {
             MqttVersion::V311 => {
                 let mut options = MqttOptions::new(client_id, config.host.clone(), config.port);
@@ -261,8 +275,7 @@ impl SmqttClient {
                 options.set_transport(transport);
                 let (client, eventloop) = AsyncClient::new(options, 64);
                 let mqtt = Mqtt::v311(client);
-                let task = poll_loop(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone(), link_tx);
-                tokio::spawn(task);
+                tokio::spawn(poll::run(eventloop, wiring(mqtt.clone())));
                 mqtt
             }
             MqttVersion::V5 => {
@@ -278,17 +291,16 @@ impl SmqttClient {
                 options.set_transport(transport);
                 let (client, eventloop) = mqtt5::AsyncClient::new(options, 64);
                 let mqtt = Mqtt::v5(client);
-                let task =
-                    poll_loop5(eventloop, mqtt.clone(), filters.clone(), pipeline.clone(), auth.clone(), link_tx);
-                tokio::spawn(task);
+                tokio::spawn(poll::run(eventloop, wiring(mqtt.clone())));
                 mqtt
             }
         };
+        let publishing = Arc::new(Mutex::new(Publishing { credential: identity.verified, sealer }));
         let client = SmqttClient {
+            outbox: outbox::Outbox::start(mqtt.clone(), Arc::clone(&publishing)),
             mqtt,
-            sealer: Arc::new(Mutex::new(sealer)),
+            publishing,
             filters,
-            credential: Arc::new(Mutex::new(identity.verified)),
             auth,
             pipeline,
             link,
@@ -321,12 +333,17 @@ impl SmqttClient {
         waited.unwrap_or_else(|_| {
             Err(match &*link.borrow() {
                 Link::Down { error, .. } => error.clone(),
-                _ => Error::Connect(format!("no answer from the broker within {timeout:?}")),
+                _ => Error::connect(format!("no answer from the broker within {timeout:?}")),
             })
         })
     }
 
-    /// Seals `payload` under `policy` (and the current epoch), signs it for `topic`, and publishes it.
+    /// Seals `payload` under `policy` (and the current epoch), signs it for `topic`, and publishes it. Returns
+    /// once the message is queued for sealing (waiting while 1024 are queued: backpressure); the sealing task
+    /// takes everything queued at once and signs it as one batch (`docs/wire.md` §6.6), so a burst costs one
+    /// signature per batch and a lone message is sealed at once, alone. Order is kept;
+    /// [`disconnect`](Self::disconnect) hands everything queued over first. A failure after queueing (the RNG, a renewal
+    /// that narrowed the credential) is logged, and reported by [`publish_acknowledged`](Self::publish_acknowledged).
     ///
     /// # Errors
     /// [`Error::Topic`], [`Error::NotPermitted`] (the credential's publish rights), [`Error::TooLarge`],
@@ -368,17 +385,33 @@ impl SmqttClient {
         wanted: bool,
     ) -> Result<Option<Acknowledgement>, Error> {
         smqtt_wire::validate_topic(topic).map_err(|e| Error::Topic(e.to_string()))?;
-        if !self.credential.lock().map_err(|_| Error::Closed)?.may_publish(topic) {
-            return Err(Error::NotPermitted(topic.to_owned()));
+        {
+            let publishing = self.publishing.lock().map_err(|_| Error::Closed)?;
+            if !publishing.credential.may_publish(topic) {
+                return Err(Error::NotPermitted(topic.to_owned()));
+            }
+            if payload.len() > MAX_PAYLOAD_BYTES {
+                return Err(Error::TooLarge { size: payload.len(), limit: MAX_PAYLOAD_BYTES });
+            }
+            // A policy that cannot be sealed under is refused here, not later in the sealing task.
+            publishing.sealer.check_policy(policy)?;
         }
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(Error::TooLarge { size: payload.len(), limit: MAX_PAYLOAD_BYTES });
-        }
-        let sealed = {
-            let mut sealer = self.sealer.lock().map_err(|_| Error::Closed)?;
-            sealer.seal(topic, policy, payload, retain, UnixTime::now(), &mut rand_core::OsRng)?
+        let (slot, ack) = if wanted {
+            let (tx, ack) = Acknowledgement::channel();
+            (Some(tx), Some(ack))
+        } else {
+            (None, None)
         };
-        self.mqtt.publish(topic, qos_level, retain, sealed, wanted).await
+        let request = outbox::Request {
+            topic: topic.to_owned(),
+            policy: policy.clone(),
+            payload: payload.to_vec(),
+            qos_level,
+            retain,
+            slot,
+        };
+        self.outbox.push(request).await?;
+        Ok(ack)
     }
 
     /// Subscribes to `filter` (`+` and `#` as usual); re-subscribed automatically after reconnects.
@@ -413,7 +446,7 @@ impl SmqttClient {
 
     /// The authority epoch this client currently publishes for and accepts from.
     pub fn epoch(&self) -> u64 {
-        self.credential.lock().map_or(0, |c| c.body().epoch)
+        self.publishing.lock().map_or(0, |p| p.credential.body().epoch)
     }
 
     /// Installs a renewed identity of the same device (new epoch: credential and attribute key) without
@@ -425,22 +458,17 @@ impl SmqttClient {
     pub async fn install(&self, identity: Identity) -> Result<(), Error> {
         let identity = identity.into_parts();
         {
-            let mut credential = self.credential.lock().map_err(|_| Error::Closed)?;
-            if credential.body().device_id != identity.device_id {
-                return Err(Error::Store {
-                    path: String::new(),
-                    message: format!(
-                        "renewed identity is for {}, not {}",
-                        identity.device_id,
-                        credential.body().device_id
-                    ),
+            let mut publishing = self.publishing.lock().map_err(|_| Error::Closed)?;
+            if publishing.credential.body().device_id != identity.device_id {
+                return Err(Error::OtherDevice {
+                    offered: identity.device_id.to_string(),
+                    connected: publishing.credential.body().device_id.to_string(),
                 });
             }
-            *credential = identity.verified;
+            publishing.credential = identity.verified;
+            publishing.sealer.set_epoch(identity.epoch, identity.credential.clone());
         }
-        if let Ok(mut sealer) = self.sealer.lock() {
-            sealer.set_epoch(identity.epoch, identity.credential.clone());
-        }
+        // Then the next CONNECT's token, then the opener's key (it accepts the new epoch from then on).
         if let Ok(mut auth) = self.auth.lock() {
             auth.credential = identity.credential;
         }
@@ -458,9 +486,10 @@ impl SmqttClient {
     /// [`Error::Authority`] (e.g. the device was revoked), [`Error::Store`], [`Error::Closed`].
     pub async fn renew(&self, store: &DeviceStore) -> Result<u64, Error> {
         let store = store.clone();
-        let identity = tokio::task::spawn_blocking(move || store.renew())
-            .await
-            .map_err(|e| Error::Authority(format!("renewal task failed: {e}")))??;
+        let identity = tokio::task::spawn_blocking(move || store.renew()).await.map_err(|e| Error::Internal {
+            message: format!("renewal task failed: {e}"),
+            source: Some(Cause::new(e)),
+        })??;
         let epoch = identity.epoch();
         self.install(identity).await?;
         Ok(epoch)
@@ -497,122 +526,10 @@ impl SmqttClient {
         ConnectionWatch { link: self.link.clone() }
     }
 
-    /// Disconnects cleanly; the message stream ends.
+    /// Disconnects cleanly, after the publishes queued so far were handed to the MQTT client; the message
+    /// stream ends.
     pub async fn disconnect(&self) {
+        self.outbox.flush().await;
         self.mqtt.disconnect().await;
     }
-}
-
-async fn poll_loop(
-    mut eventloop: EventLoop,
-    mqtt: Mqtt,
-    filters: Arc<Mutex<Vec<(String, u8)>>>,
-    pipeline: Pipeline,
-    auth: Arc<Mutex<ConnectAuth>>,
-    link: watch::Sender<Link>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    let mut reconnected = false;
-    let session_kept = !eventloop.mqtt_options.clean_session();
-    loop {
-        let event = eventloop.poll().await;
-        if let Ok(event) = &event {
-            mqtt.note(event);
-        }
-        match event {
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                if !pipeline.deliver(&publish.topic, &publish.payload, level(publish.qos), publish.retain).await {
-                    break;
-                }
-            }
-            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                backoff = Duration::from_millis(100);
-                link.send_replace(Link::Up);
-                // The first CONNACK: subscriptions made so far are still queued as requests, not lost.
-                if reconnected && !ack.session_present {
-                    mqtt.resubscribe(&filters);
-                }
-                reconnected = true;
-            }
-            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
-            Ok(_) => {}
-            Err(rumqttc::ConnectionError::RequestsDone) => break,
-            Err(error) => {
-                tracing::debug!(%error, "MQTT connection lost; reconnecting");
-                mqtt.acks.connection_lost(session_kept, &error.to_string());
-                let refused = match &error {
-                    rumqttc::ConnectionError::ConnectionRefused(code) => Some(mqtt::refusal(*code)),
-                    _ => None,
-                };
-                link.send_replace(Link::down(&error, refused, eventloop.mqtt_options.broker_address()));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                // A fresh token for the next CONNECT (a broker checking them refuses stale ones).
-                if let Ok(auth) = auth.lock() {
-                    let username = eventloop.mqtt_options.credentials().map(|login| login.username).unwrap_or_default();
-                    eventloop.mqtt_options.set_credentials(username, auth.password());
-                }
-            }
-        }
-    }
-    mqtt.stopped();
-}
-
-/// [`poll_loop`] for MQTT 5.
-async fn poll_loop5(
-    mut eventloop: mqtt5::EventLoop,
-    mqtt: Mqtt,
-    filters: Arc<Mutex<Vec<(String, u8)>>>,
-    pipeline: Pipeline,
-    auth: Arc<Mutex<ConnectAuth>>,
-    link: watch::Sender<Link>,
-) {
-    use mqtt5::mqttbytes::v5::Packet as Packet5;
-    let mut backoff = Duration::from_millis(100);
-    let mut reconnected = false;
-    let session_kept = !eventloop.options.clean_start();
-    loop {
-        let event = eventloop.poll().await;
-        if let Ok(event) = &event {
-            mqtt.note5(event);
-        }
-        match event {
-            Ok(mqtt5::Event::Incoming(Packet5::Publish(publish))) => {
-                // A topic that is not UTF-8 (or an unresolved topic alias, empty) goes to the opener as is: it
-                // cannot match a signature and is reported as a refused message rather than dropped silently.
-                let topic = String::from_utf8_lossy(&publish.topic);
-                if !pipeline.deliver(&topic, &publish.payload, level5(publish.qos), publish.retain).await {
-                    break;
-                }
-            }
-            Ok(mqtt5::Event::Incoming(Packet5::ConnAck(ack))) => {
-                backoff = Duration::from_millis(100);
-                link.send_replace(Link::Up);
-                // The first CONNACK: subscriptions made so far are still queued as requests, not lost.
-                if reconnected && !ack.session_present {
-                    mqtt.resubscribe(&filters);
-                }
-                reconnected = true;
-            }
-            Ok(mqtt5::Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
-            Ok(_) => {}
-            Err(mqtt5::ConnectionError::RequestsDone) => break,
-            Err(error) => {
-                tracing::debug!(%error, "MQTT connection lost; reconnecting");
-                mqtt.acks.connection_lost(session_kept, &error.to_string());
-                let refused = match &error {
-                    mqtt5::ConnectionError::ConnectionRefused(code) => Some(mqtt::refusal5(*code)),
-                    _ => None,
-                };
-                link.send_replace(Link::down(&error, refused, eventloop.options.broker_address()));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                if let Ok(auth) = auth.lock() {
-                    let username = eventloop.options.credentials().map(|login| login.username).unwrap_or_default();
-                    eventloop.options.set_credentials(username, auth.password());
-                }
-            }
-        }
-    }
-    mqtt.stopped();
 }

@@ -15,11 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use smqtt_abe::UserKey;
+use smqtt_session::{Message, MessageError, Opener, QoS, UnixTime};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::client::Delivery;
-use crate::error::Error;
-use smqtt_session::{Opener, QoS, UnixTime};
+use crate::error::{Cause, Error};
+
+/// What subscribers receive: each delivered publish, opened or refused.
+pub type Delivery = Result<Message, MessageError>;
 
 /// Deliveries (and key installs) queued for the opener thread before the event loop waits.
 const QUEUE: usize = 1024;
@@ -174,7 +176,10 @@ impl Pipeline {
                 thread_shared.slots.close();
                 thread_shared.kib.close();
             })
-            .map_err(|e| Error::Crypto(format!("cannot start opener thread: {e}")))?;
+            .map_err(|e| Error::Internal {
+                message: format!("cannot start opener thread: {e}"),
+                source: Some(Cause::new(e)),
+            })?;
         let inlet = Arc::new(Inlet(Arc::clone(&shared)));
         Ok((Pipeline { shared, _inlet: inlet, to_stream }, stream))
     }

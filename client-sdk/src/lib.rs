@@ -30,12 +30,13 @@ mod error;
 mod store;
 
 pub use client::{
-    Acknowledgement, ClientConfig, Connection, ConnectionWatch, Delivery, Messages, MqttVersion, SmqttClient,
-    TlsConfig, MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
+    Acknowledgement, ClientConfig, Connection, ConnectionWatch, Messages, MqttVersion, SmqttClient, TlsConfig,
+    MAX_PACKET_BYTES, MAX_PAYLOAD_BYTES,
 };
-pub use error::Error;
+pub use delivery::Delivery;
+pub use error::{Cause, Error};
 pub use smqtt_session::{
     policy_for_epoch, Identity, IdentityParts, Message, MessageError, Opener, OpenerLimits, QoS, Sealer, SessionPolicy,
     UnixTime,
 };
-pub use store::{DeviceStore, EnrollOptions};
+pub use store::{DeviceStore, EnrollOptions, Followed};

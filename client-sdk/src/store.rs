@@ -9,13 +9,13 @@
 use std::path::Path;
 
 use smqtt_authority_api::{Client, ClientError, Pinned};
-use smqtt_session::{Identity, IdentityStore, StoreFile, UnixTime};
-use smqtt_wire::VerifyingKey;
+use smqtt_session::{write_atomic, Identity, IdentityStore, StoreFile, UnixTime};
+use smqtt_wire::{EpochStatement, VerifyingKey};
 
 use crate::error::Error;
 
 fn store_error(path: &Path, message: impl core::fmt::Display) -> Error {
-    Error::Store { path: path.display().to_string(), message: message.to_string() }
+    Error::Store { path: path.display().to_string(), message: message.to_string(), source: None }
 }
 
 /// Failures that mean "this answer is not from the pinned authority" keep their type; the rest are transport or
@@ -27,15 +27,26 @@ fn authority_error(error: ClientError) -> Error {
         | ClientError::BadAuthoritySignature(_)
         | ClientError::ParamsChanged
         | ClientError::KeyMismatch => Error::Untrusted(error),
-        other => Error::Authority(other.to_string()),
+        other => Error::Authority(other),
     }
 }
 
 fn authority_client(url: &str, ca_pem: Option<&[u8]>) -> Result<Client, Error> {
     match ca_pem {
-        Some(pem) => Client::with_ca_pem(url, pem).map_err(|e| Error::Authority(format!("authority CA: {e}"))),
+        Some(pem) => Client::with_ca_pem(url, pem).map_err(Error::Authority),
         None => Ok(Client::new(url)),
     }
+}
+
+/// What one [`DeviceStore::follow_once`] step did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Followed {
+    /// The authority's epoch, from its verified statement.
+    pub epoch: u64,
+    /// Whether the epoch file was replaced by the statement.
+    pub statement_written: bool,
+    /// Whether the store's identity was renewed for that epoch.
+    pub renewed: bool,
 }
 
 /// How to reach and trust the authority at enrollment, besides the token.
@@ -165,6 +176,43 @@ impl DeviceStore {
         let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
         let statement = self.client()?.epoch_verified(pinned).map_err(authority_error)?;
         Ok(statement.epoch())
+    }
+
+    /// One step of following the authority beside a broker (`smqtt follow`): fetches the authority's epoch
+    /// statement, verified under the pinned key and parameters; replaces `epoch_file` atomically with it when the
+    /// file holds an older epoch, no statement of this authority, or nothing (never backwards); then renews this
+    /// store's identity if it is of an older epoch. The file is written first, so a revocation is enforced by
+    /// the broker before the store has renewed.
+    ///
+    /// # Errors
+    /// [`Error::Store`], [`Error::Untrusted`], [`Error::Authority`] (a renewal refused, e.g. of a revoked
+    /// device: the epoch file is written all the same).
+    pub fn follow_once(&self, epoch_file: Option<&Path>) -> Result<Followed, Error> {
+        let authority_key: VerifyingKey = self.files.authority_key()?;
+        let public_key = self.files.public_key()?;
+        let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
+        let statement = self.client()?.epoch_verified(pinned).map_err(authority_error)?;
+        let epoch = statement.epoch();
+        let mut statement_written = false;
+        if let Some(path) = epoch_file {
+            let held = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| EpochStatement::parse(text.trim()).ok())
+                .and_then(|parsed| parsed.verify(&authority_key).ok())
+                .map(|verified| verified.epoch());
+            if held.is_none_or(|held| held < epoch) {
+                write_atomic(path, format!("{}\n", statement.to_text()).as_bytes(), 0o644)?;
+                statement_written = true;
+            }
+        }
+        let renewed = match self.files.newest_epoch(&authority_key)? {
+            Some(stored) if stored >= epoch => false,
+            _ => {
+                self.renew()?;
+                true
+            }
+        };
+        Ok(Followed { epoch, statement_written, renewed })
     }
 
     /// A client of the store's authority, trusting the store's CA file if it has one.

@@ -5,7 +5,7 @@ mod common;
 mod tls_support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+
 use std::time::{Duration, Instant};
 
 use rumqttc::QoS;
@@ -16,7 +16,6 @@ use tls_support::Ca;
 const WAIT: Duration = Duration::from_secs(10);
 /// A refused handshake is reported well before the 10 s anyone waits.
 const QUICK: Duration = Duration::from_secs(5);
-const BIN: &str = env!("CARGO_BIN_EXE_smqtt");
 
 /// An authority and devices enrolled into their stores: (id, attributes, publish rights).
 async fn world(specs: Vec<(&'static str, &'static str, Vec<&'static str>)>) -> (common::World, Vec<DeviceStore>) {
@@ -67,7 +66,7 @@ async fn round_trip(publisher: (Identity, &ClientConfig), subscriber: (Identity,
 async fn refused(client: &SmqttClient, expected: &str) {
     let started = Instant::now();
     match client.wait_connected(WAIT).await {
-        Err(Error::Tls(reason)) => assert!(reason.contains(expected), "{reason}"),
+        Err(Error::Tls { message: reason, .. }) => assert!(reason.contains(expected), "{reason}"),
         other => panic!("connected although it must not: {other:?}"),
     }
     assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
@@ -265,12 +264,16 @@ fn bad_pem_is_refused_and_debug_output_holds_no_secrets() {
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a certificate\n").expect("write");
     let tls_error = |result: Result<TlsConfig, Error>| match result {
-        Err(Error::Tls(reason)) => reason,
+        Err(Error::Tls { message: reason, .. }) => reason,
         other => panic!("{other:?}"),
     };
     assert!(tls_error(TlsConfig::ca_file(&garbage)).contains("no PEM certificate"));
     assert!(tls_error(TlsConfig::ca_file(Path::new("/nonexistent/ca.pem"))).contains("/nonexistent/ca.pem"));
     assert!(tls_error(TlsConfig::ca_pem(b"")).contains("no PEM certificate"));
+    // The cause is kept, not flattened into the message: the I/O error itself, as `source()`.
+    let missing = TlsConfig::ca_file(Path::new("/nonexistent/ca.pem")).expect_err("a missing CA file");
+    let cause = std::error::Error::source(&missing).and_then(|c| c.downcast_ref::<std::io::Error>());
+    assert_eq!(cause.map(std::io::Error::kind), Some(std::io::ErrorKind::NotFound), "{missing:?}");
     // A key that is not the certificate's, a certificate file as key, a bad name.
     let tls = trusting(&ca);
     tls_error(tls.clone().with_client_cert_pem(client.cert_pem.as_bytes(), other.key_pem.as_bytes()));
@@ -283,114 +286,4 @@ fn bad_pem_is_refused_and_debug_output_holds_no_secrets() {
     let key_body: String = client.key_pem.lines().nth(1).expect("key line").to_owned();
     assert!(!shown.contains("hunter2") && !shown.contains(&key_body) && !shown.contains("PRIVATE"), "{shown}");
     assert!(shown.contains("redacted"), "{shown}");
-}
-
-fn run(args: &[&str], store: &Path, env: &[(&str, &Path)]) -> Output {
-    let mut command = Command::new(BIN);
-    command.args(args).arg("--store").arg(store).env_remove("SSL_CERT_FILE").env_remove("SSL_CERT_DIR");
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().expect("smqtt")
-}
-
-fn one_line_failure(out: &Output, expected: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("smqtt: ") && stderr.contains(expected), "{stderr}");
-}
-
-#[test]
-fn cli_pub_sub_over_mqtts_with_cafile_system_roots_and_client_certificates() {
-    let dir = tempfile::tempdir().expect("dir");
-    let ca = Ca::new("ca", dir.path());
-    let rogue = Ca::new("rogue", dir.path());
-    let broker = tls_support::mosquitto(&ca, &ca.server("mosquitto", &["localhost"]), true);
-    let world = common::World::new(broker.tls);
-    world.device("tcli-pub", "role:sensor", &["t/#"]);
-    world.device("tcli-sub", "role:operator", &[]);
-    let (pub_store, sub_store) = (world.dir.path().join("store-tcli-pub"), world.dir.path().join("store-tcli-sub"));
-    let pub_cert = ca.client("cli-pub", "tcli-pub");
-    let sub_cert = ca.client("cli-sub", "tcli-sub");
-    let url = format!("mqtts://localhost:{}", broker.tls.port());
-    let s = |p: &Path| p.display().to_string();
-    let (ca_file, sub_crt, sub_key) = (s(&ca.file), s(&sub_cert.cert), s(&sub_cert.key));
-    let sub = Command::new(BIN)
-        .args(["sub", "-L", &url, "--cafile", &ca_file, "--cert", &sub_crt, "--key", &sub_key])
-        .args(["-t", "t/#", "-C", "2", "--json", "--store"])
-        .arg(&sub_store)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sub");
-    std::thread::sleep(Duration::from_millis(1000));
-    let (pub_crt, pub_key) = (s(&pub_cert.cert), s(&pub_cert.key));
-    let tls_args = ["--cert", pub_crt.as_str(), "--key", pub_key.as_str()];
-    let message = ["-t", "t/a", "--policy", "role:operator", "-q", "1", "-m"];
-    // mqtts:// with --cafile; then -H/-p with the system's CAs (here: SSL_CERT_FILE) and the name given.
-    let out = run(
-        &[&["pub", "-L", &url, "--cafile", &ca_file][..], &tls_args, &message, &["via cafile"]].concat(),
-        &pub_store,
-        &[],
-    );
-    assert!(out.status.success(), "{out:?}\n{}", broker.log());
-    let port = broker.tls.port().to_string();
-    let by_address = ["pub", "-H", "127.0.0.1", "-p", &port, "--tls-use-os-certs", "--tls-server-name", "localhost"];
-    let out = run(
-        &[&by_address[..], &tls_args, &message, &["via system roots"]].concat(),
-        &pub_store,
-        &[("SSL_CERT_FILE", &ca.file)],
-    );
-    assert!(out.status.success(), "{out:?}");
-    let output = sub.wait_with_output().expect("sub");
-    assert!(output.status.success(), "{output:?}");
-    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].contains("\"payload\":\"via cafile\"") && lines[1].contains("\"payload\":\"via system roots\""));
-
-    // Refusals: one line, exit 2, quickly. The impostor's CA, a wrong name, no client certificate, no system CA.
-    let rogue_file = s(&rogue.file);
-    let started = Instant::now();
-    let out = run(
-        &[&["pub", "-L", &url, "--cafile", &rogue_file][..], &tls_args, &message, &["x"]].concat(),
-        &pub_store,
-        &[],
-    );
-    one_line_failure(&out, "invalid peer certificate");
-    assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
-    let wrong_name = ["pub", "-L", &url, "--cafile", &ca_file, "--tls-server-name", "broker.example"];
-    one_line_failure(
-        &run(&[&wrong_name[..], &tls_args, &message, &["x"]].concat(), &pub_store, &[]),
-        "not valid for name",
-    );
-    let started = Instant::now();
-    let out = run(&[&["pub", "-L", &url, "--cafile", &ca_file][..], &message, &["x"]].concat(), &pub_store, &[]);
-    one_line_failure(&out, "CertificateRequired");
-    assert!(started.elapsed() < QUICK, "took {:?}", started.elapsed());
-    let empty = dir.path().join("empty.pem");
-    std::fs::write(&empty, "").expect("write");
-    let out = run(
-        &[&["pub", "-L", &url][..], &tls_args, &message, &["x"]].concat(),
-        &pub_store,
-        &[("SSL_CERT_FILE", &empty)],
-    );
-    one_line_failure(&out, "no trusted CA certificates");
-    // Unreadable and invalid PEM files, and URLs and options that do not fit together.
-    let garbage = dir.path().join("garbage.pem");
-    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").expect("write");
-    let garbage = s(&garbage);
-    let cases: [(&[&str], &str); 7] = [
-        (&["pub", "-L", &url, "--cafile", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
-        (&["pub", "-L", &url, "--cafile", &garbage], "invalid PEM"),
-        (&["pub", "-L", &url, "--cafile", &ca_file, "--cert", &pub_crt, "--key", &pub_crt], "client key"),
-        (&["pub", "-L", &url, "--cafile", &ca_file, "--cert", &garbage, "--key", &pub_key], "client certificate"),
-        (&["pub", "-L", "mqtt://localhost", "--cafile", &ca_file], "need TLS"),
-        (&["pub", "-p", &port, "--cert", &pub_crt, "--key", &pub_key], "need TLS"),
-        (&["pub", "-L", "http://localhost:1883"], "--url http://localhost:1883"),
-    ];
-    for (args, expected) in cases {
-        one_line_failure(&run(&[args, &message, &["x"]].concat(), &pub_store, &[]), expected);
-    }
-    drop(world);
 }

@@ -435,11 +435,11 @@ fn print_keep(authority: &world::AuthorityHandle, broker: &world::BrokerHandle, 
     println!("Still running (Ctrl-C ends it). Try, in another terminal:");
     println!("  export SMQTT_STORE={}/bob", stores.display());
     println!(
-        "  cargo run --release -p smqtt-client --bin smqtt -- sub -H 127.0.0.1 -p {} -t 'plant/#' -t 'legacy/#' -v",
+        "  cargo run --release -p smqtt-cli -- sub -H 127.0.0.1 -p {} -t 'plant/#' -t 'legacy/#' -v",
         broker.mqtt.port()
     );
     println!(
-        "  cargo run --release -p smqtt-client --bin smqtt -- pub --store {}/temp-sensor -H 127.0.0.1 -p {} \
+        "  cargo run --release -p smqtt-cli -- pub --store {}/temp-sensor -H 127.0.0.1 -p {} \
          -t {TEMPERATURE_TOPIC} --policy '{TEMPERATURE_POLICY}' -m 'hello'",
         stores.display(),
         broker.mqtt.port()

@@ -37,10 +37,6 @@ fn setup(what: &str) -> impl Fn(String) -> DemoError + '_ {
     move |e| DemoError::Setup(format!("{what}: {e}"))
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Initialises an authority in `dir/authority` (secrets sealed under a key file, as `smqtt-authority init
 /// --key-file` does), opens it and serves its API on a free loopback port from the current runtime.
 pub(crate) async fn start_authority(dir: &Path) -> Result<AuthorityHandle, DemoError> {
@@ -49,13 +45,18 @@ pub(crate) async fn start_authority(dir: &Path) -> Result<AuthorityHandle, DemoE
     let mut unseal_key = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut unseal_key);
     write_private(&key_file, &unseal_key)?;
-    init(&data_dir, &UnsealWith::KeyFile(key_file.clone()), &mut rand_core::OsRng, unix_now())
-        .map_err(|e| setup("authority init")(e.to_string()))?;
+    init(
+        &data_dir,
+        &UnsealWith::KeyFile(key_file.clone()),
+        &mut rand_core::OsRng,
+        smqtt_client::UnixTime::now().as_secs(),
+    )
+    .map_err(|e| setup("authority init")(e.to_string()))?;
     let mut config = Config::new(data_dir.clone());
     config.unseal.key_file = Some(key_file);
     let authority = Arc::new(Authority::open(config).map_err(|e| setup("authority open")(e.to_string()))?);
     let admin_token = authority
-        .create_admin_token("demo", &mut rand_core::OsRng, unix_now())
+        .create_admin_token("demo", &mut rand_core::OsRng, smqtt_client::UnixTime::now().as_secs())
         .map_err(|e| setup("admin token")(e.to_string()))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| setup("bind")(e.to_string()))?;
     let addr = listener.local_addr().map_err(|e| setup("bind")(e.to_string()))?;

@@ -24,9 +24,9 @@ use tokio::sync::oneshot;
 use crate::error::Error;
 
 /// What an acknowledgement resolves to.
-type Outcome = Result<(), Error>;
+pub(super) type Outcome = Result<(), Error>;
 /// A slot: `None` for requests nobody waits on (they still keep the order).
-type Slot = Option<oneshot::Sender<Outcome>>;
+pub(super) type Slot = Option<oneshot::Sender<Outcome>>;
 
 #[derive(Default)]
 struct Pending {
@@ -112,6 +112,17 @@ impl Acks {
         let mut pending = self.pending(kind);
         pending.queued.push_back(slot);
         hand_over().map_err(|e| (e, pending.queued.pop_back().flatten()))
+    }
+
+    /// Queues a slot for a request about to be handed over by its kind's only sender (which then may wait for
+    /// room in rumqttc's queue outside the lock: nobody else can slip a request in between).
+    pub(super) fn book(&self, kind: Kind, slot: Slot) {
+        self.pending(kind).queued.push_back(slot);
+    }
+
+    /// Takes back the slot [`book`](Self::book) queued last, when its request could not be handed over.
+    pub(super) fn unbook_last(&self, kind: Kind) -> Slot {
+        self.pending(kind).queued.pop_back().flatten()
     }
 
     pub(super) fn outgoing(&self, kind: Kind, pkid: u16) {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rumqttc::v5 as mqtt5;
 use rumqttc::{AsyncClient, QoS};
 
-use super::acks::{Acknowledgement, Acks, Kind};
+use super::acks::{Acknowledgement, Acks, Kind, Slot};
 use crate::error::Error;
 
 pub(super) fn qos(level: u8) -> QoS {
@@ -76,17 +76,30 @@ impl Mqtt {
         wanted: bool,
         try_send: impl Fn(&Client) -> Result<(), ()>,
     ) -> Result<Option<Acknowledgement>, Error> {
-        let (mut slot, ack) = if wanted {
+        let (slot, ack) = if wanted {
             let (tx, ack) = Acknowledgement::channel();
             (Some(tx), Some(ack))
         } else {
             (None, None)
         };
+        self.hand_over_slot(kind, slot, try_send).await.map(|()| ack)
+    }
+
+    /// [`hand_over`](Self::hand_over) with the acknowledgement's slot made by the caller.
+    async fn hand_over_slot(
+        &self,
+        kind: Kind,
+        mut slot: Slot,
+        try_send: impl Fn(&Client) -> Result<(), ()>,
+    ) -> Result<(), Error> {
         loop {
             match self.acks.handing_over(kind, slot.take(), || try_send(&self.client)) {
-                Ok(()) => return Ok(ack),
+                Ok(()) => return Ok(()),
                 Err((_, back)) => {
                     if self.done.load(Ordering::Acquire) {
+                        if let Some(tx) = back {
+                            let _ = tx.send(Err(Error::Closed));
+                        }
                         return Err(Error::Closed);
                     }
                     slot = back;
@@ -96,19 +109,29 @@ impl Mqtt {
         }
     }
 
+    /// Hands a sealed PUBLISH over, waiting for room in rumqttc's queue; `slot` (if any) resolves with the
+    /// broker's acknowledgement. Only the client's sealing task publishes (one at a time, in order), so the slot
+    /// is booked first and the wait for room happens outside the bookkeeping lock.
     pub(super) async fn publish(
         &self,
         topic: &str,
         qos_level: u8,
         retain: bool,
         payload: Vec<u8>,
-        wanted: bool,
-    ) -> Result<Option<Acknowledgement>, Error> {
-        self.hand_over(Kind::Publish, wanted, |client| match client {
-            Client::V311(c) => c.try_publish(topic, qos(qos_level), retain, payload.clone()).map_err(drop),
-            Client::V5(c) => c.try_publish(topic, qos5(qos_level), retain, payload.clone()).map_err(drop),
-        })
-        .await
+        slot: Slot,
+    ) -> Result<(), Error> {
+        self.acks.book(Kind::Publish, slot);
+        let sent = match &self.client {
+            Client::V311(c) => c.publish(topic, qos(qos_level), retain, payload).await.is_ok(),
+            Client::V5(c) => c.publish(topic, qos5(qos_level), retain, payload).await.is_ok(),
+        };
+        if sent {
+            return Ok(());
+        }
+        if let Some(tx) = self.acks.unbook_last(Kind::Publish) {
+            let _ = tx.send(Err(Error::Closed));
+        }
+        Err(Error::Closed)
     }
 
     pub(super) async fn subscribe(

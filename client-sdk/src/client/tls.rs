@@ -12,7 +12,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use zeroize::Zeroizing;
 
-use crate::error::Error;
+use crate::error::{boxed_cause, Error};
 
 /// TLS to the broker (rustls on ring, TLS 1.2 or 1.3). The server's certificate is always verified: against the
 /// CAs of a PEM file or the operating system's trusted CAs, for the host the client connects to (or the name set
@@ -66,16 +66,16 @@ impl core::fmt::Debug for TlsConfig {
 }
 
 fn read(what: &str, path: &Path) -> Result<Zeroizing<Vec<u8>>, Error> {
-    std::fs::read(path).map(Zeroizing::new).map_err(|e| Error::Tls(format!("{what} {}: {e}", path.display())))
+    std::fs::read(path).map(Zeroizing::new).map_err(|e| Error::tls_from(format!("{what} {}", path.display()), e))
 }
 
 /// Every certificate of a PEM text (at least one; none that does not decode).
 fn certificates(what: &str, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Tls(format!("{what}: invalid PEM: {e}")))?;
+        .map_err(|e| Error::tls_from(format!("{what}: invalid PEM"), e))?;
     if certs.is_empty() {
-        return Err(Error::Tls(format!("{what}: no PEM certificate in it")));
+        return Err(Error::tls(format!("{what}: no PEM certificate in it")));
     }
     Ok(certs)
 }
@@ -112,7 +112,7 @@ impl TlsConfig {
         let certs = certificates(what, pem)?;
         let mut store = RootCertStore::empty();
         for cert in &certs {
-            store.add(cert.clone()).map_err(|e| Error::Tls(format!("{what}: not a usable CA certificate: {e}")))?;
+            store.add(cert.clone()).map_err(|e| Error::tls_from(format!("{what}: not a usable CA certificate"), e))?;
         }
         Ok(TlsConfig { roots: Roots::Pem(certs), server_name: None, identity: None })
     }
@@ -124,7 +124,7 @@ impl TlsConfig {
     /// [`Error::Tls`] for a name that is neither.
     pub fn with_server_name(mut self, name: &str) -> Result<TlsConfig, Error> {
         let parsed = ServerName::try_from(name.to_owned())
-            .map_err(|_| Error::Tls(format!("server name {name:?} is neither a DNS name nor an IP address")))?;
+            .map_err(|_| Error::tls(format!("server name {name:?} is neither a DNS name nor an IP address")))?;
         self.server_name = Some(parsed);
         Ok(self)
     }
@@ -154,7 +154,7 @@ impl TlsConfig {
         let identity = ClientIdentity { chain: certificates(cert_what, chain)?, key_pem: Zeroizing::new(key.to_vec()) };
         let key = identity.key(key_what)?;
         rustls::sign::CertifiedKey::from_der(identity.chain.clone(), key, &provider())
-            .map_err(|e| Error::Tls(format!("{key_what}: {e}")))?;
+            .map_err(|e| Error::tls_from(key_what, e))?;
         self.identity = Some(identity);
         Ok(self)
     }
@@ -174,7 +174,7 @@ impl TlsConfig {
                 roots.add_parsable_certificates(found.certs);
                 if roots.is_empty() {
                     let why = found.errors.first().map(|e| format!(" ({e})")).unwrap_or_default();
-                    return Err(Error::Tls(format!(
+                    return Err(Error::tls(format!(
                         "no trusted CA certificates found on this system{why}: install ca-certificates, set \
                          SSL_CERT_FILE, or give the broker's CA file"
                     )));
@@ -184,10 +184,10 @@ impl TlsConfig {
         let provider = provider();
         let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
-            .map_err(|e| Error::Tls(format!("certificate verifier: {e}")))?;
+            .map_err(|e| Error::tls_from("certificate verifier", e))?;
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Tls(e.to_string()))?;
+            .map_err(|e| Error::tls_from("TLS configuration", e))?;
         let builder = match &self.server_name {
             None => builder.with_webpki_verifier(verifier),
             // The same WebPKI verification, for the configured name instead of the host.
@@ -199,7 +199,7 @@ impl TlsConfig {
             None => builder.with_no_client_auth(),
             Some(identity) => builder
                 .with_client_auth_cert(identity.chain.clone(), identity.key("client key")?)
-                .map_err(|e| Error::Tls(format!("client key: {e}")))?,
+                .map_err(|e| Error::tls_from("client key", e))?,
         };
         Ok(Arc::new(config))
     }
@@ -207,7 +207,8 @@ impl TlsConfig {
 
 impl ClientIdentity {
     fn key(&self, what: &str) -> Result<PrivateKeyDer<'static>, Error> {
-        PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| Error::Tls(format!("{what}: no usable PEM key: {e}")))
+        PrivateKeyDer::from_pem_slice(&self.key_pem)
+            .map_err(|e| Error::tls_from(format!("{what}: no usable PEM key"), e))
     }
 }
 
@@ -271,7 +272,7 @@ pub(super) enum Link {
 
 impl Link {
     pub(super) fn down(
-        error: &(dyn std::error::Error + 'static),
+        error: Box<dyn std::error::Error + Send + Sync>,
         refused: Option<(String, bool)>,
         (host, port): (String, u16),
     ) -> Link {
@@ -279,11 +280,13 @@ impl Link {
             let error = Error::ConnectRefused { broker: format!("{host}:{port}"), reason, permanent };
             return Link::Down { error, fatal: permanent };
         }
-        if let Some(reason) = tls_failure(error) {
+        if let Some(reason) = tls_failure(&*error) {
             tracing::warn!(%reason, "TLS to the broker failed");
-            return Link::Down { error: Error::Tls(format!("{host}:{port}: {reason}")), fatal: true };
+            let message = format!("{host}:{port}: {reason}");
+            return Link::Down { error: Error::Tls { message, source: Some(boxed_cause(error)) }, fatal: true };
         }
-        Link::Down { error: Error::Connect(format!("broker {host}:{port}: {error}")), fatal: false }
+        let message = format!("broker {host}:{port}: {error}");
+        Link::Down { error: Error::Connect { message, source: Some(boxed_cause(error)) }, fatal: false }
     }
 }
 
