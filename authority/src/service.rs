@@ -56,10 +56,6 @@ fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 fn new_token<R: RngCore + CryptoRng>(prefix: &str, rng: &mut R) -> Result<String> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     rng.try_fill_bytes(bytes.as_mut()).map_err(Error::rng)?;
@@ -187,7 +183,7 @@ impl Authority {
     /// # Errors
     /// Storage errors.
     pub fn epoch(&self) -> Result<EpochInfo> {
-        Ok(self.epoch_info(self.store.epoch()?, now_unix()))
+        Ok(self.epoch_info(self.store.epoch()?, smqtt_wire::UnixTime::now().as_secs()))
     }
 
     /// Writes the statement of the current epoch to `[epochs] statement_file`, if one is configured, atomically
@@ -203,7 +199,7 @@ impl Authority {
             .statement_file
             .lock()
             .map_err(|_| Error::Internal { what: "statement lock poisoned", source: None })?;
-        let text = self.statement(self.store.epoch()?, now_unix());
+        let text = self.statement(self.store.epoch()?, smqtt_wire::UnixTime::now().as_secs());
         crate::files::write_statement(path, &text)?;
         Ok(Some(path))
     }

@@ -65,7 +65,7 @@ pub use identity::{Identity, IdentityParts, IdentityPieces};
 pub use limits::OpenerLimits;
 pub use message::{InvalidQoS, Message, QoS};
 pub use opener::Opener;
-pub use sealer::{policy_for_epoch, Sealer, SessionPolicy};
+pub use sealer::{policy_for_epoch, Outgoing, Sealer, SessionPolicy};
 pub use smqtt_wire::UnixTime;
 #[cfg(feature = "store")]
-pub use store::{IdentityStore, StoreFile};
+pub use store::{write_atomic, IdentityStore, StoreFile};

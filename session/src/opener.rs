@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use smqtt_abe::{Capsule, Error as AbeError, PublicKey, UserKey};
 use smqtt_wire::{
-    DeviceId, ParsedEnvelope, ReplayWindow, SessionKey, TopicFilter, UnixTime, UnverifiedCredential,
+    BatchRoots, DeviceId, ParsedEnvelope, ReplayWindow, SessionKey, TopicFilter, UnixTime, UnverifiedCredential,
     VerifiedCredential, VerifiedEnvelope, VerifyingKey,
 };
 
@@ -58,6 +58,8 @@ const MAX_SIGNERS_PER_KEY: usize = 8;
 const MAX_CACHED_KEYS: usize = 1024;
 /// Most publisher credentials cached.
 const MAX_CACHED_CREDENTIALS: usize = 4096;
+/// Verified batch roots remembered (a few per publisher that batches: a batch is one burst).
+const MAX_CACHED_ROOTS: usize = 256;
 
 /// The subscribing side: checks, decapsulates once per session, caches the key, opens.
 pub struct Opener {
@@ -76,6 +78,8 @@ pub struct Opener {
     limits: OpenerLimits,
     /// New sessions each publisher may still start now.
     budgets: SessionBudgets,
+    /// Batch roots whose signature verified (§6.6): the rest of such a batch costs hashing, not Ed25519.
+    roots: BatchRoots,
 }
 
 impl core::fmt::Debug for Opener {
@@ -126,6 +130,7 @@ impl Opener {
             accept_unsigned: Vec::new(),
             budgets: SessionBudgets::new(&OpenerLimits::default()),
             limits: OpenerLimits::default(),
+            roots: BatchRoots::new(MAX_CACHED_ROOTS),
         }
     }
 
@@ -253,7 +258,7 @@ impl Opener {
         let known = self.credential(&refuse, envelope, now)?;
         let verified = if envelope.is_signed() {
             envelope
-                .verify_signature(topic, &known.credential.body().device_key)
+                .verify_signature_cached(topic, &known.credential.body().device_key, &mut self.roots)
                 .map_err(|_| MessageError::BadSignature { topic: topic.to_owned(), publisher: publisher.to_owned() })?
         } else {
             // Honest publishers sign every retained message (it carries the capsule); a retained unsigned one

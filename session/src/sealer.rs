@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use rand_core::{CryptoRng, RngCore};
 use smqtt_abe::{Policy, PublicKey};
-use smqtt_wire::{seal_envelope, seal_envelope_unsigned, DeviceId, EnvelopeParts, SessionKey, SigningKey, UnixTime};
+use smqtt_wire::{
+    seal_envelope, seal_envelope_batch, seal_envelope_unsigned, BatchItem, DeviceId, EnvelopeParts, SessionKey,
+    SigningKey, UnixTime, MAX_PAYLOAD,
+};
 
 use crate::error::{Error, SealFailure};
 
@@ -115,6 +118,18 @@ impl Sealer {
         self.epoch
     }
 
+    /// Whether messages can be sealed under `policy` (with the epoch added): at once for a policy with a
+    /// session already, else by composing it as a new session would.
+    ///
+    /// # Errors
+    /// [`Error::Policy`].
+    pub fn check_policy(&self, policy: &Policy) -> Result<(), Error> {
+        if self.sessions.contains_key(policy) || self.retained_sessions.contains_key(policy) {
+            return Ok(());
+        }
+        policy_for_epoch(policy, self.epoch).map(drop)
+    }
+
     /// Switches to a new epoch (and credential): every later message starts a new session.
     pub fn set_epoch(&mut self, epoch: u64, credential: Vec<u8>) {
         if epoch != self.epoch {
@@ -140,6 +155,74 @@ impl Sealer {
         now: UnixTime,
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
+        // What could refuse the envelope is checked before the session advances: a refused message never uses
+        // up a sequence number or a capsule's turn.
+        check(topic, payload)?;
+        let next = self.next(policy, retain, now, rng)?;
+        let parts = self.parts(&next, now);
+        let sealed = if next.signed {
+            seal_envelope(topic, &parts, &next.key, payload, &self.signing_key)
+        } else {
+            seal_envelope_unsigned(topic, &parts, &next.key, payload)
+        };
+        sealed.map_err(|e| Error::Seal(SealFailure::Envelope(e)))
+    }
+
+    /// Seals `messages` in their order, signing those that are signed with **one** batch signature
+    /// (`docs/wire.md` §6.6): every envelope still verifies on its own, and a subscriber that checked one of the
+    /// batch checks the others by hashing. One message is sealed exactly as [`seal`](Self::seal) seals it; at
+    /// most [`MAX_BATCH`](smqtt_wire::MAX_BATCH) messages at a time. Sequence numbers are taken in order, also
+    /// for messages sealed before a failure (they are never reused).
+    ///
+    /// # Errors
+    /// As [`seal`](Self::seal), for the first message that cannot be sealed (then none is returned).
+    pub fn seal_batch<R: RngCore + CryptoRng>(
+        &mut self,
+        messages: &[Outgoing<'_>],
+        now: UnixTime,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        if messages.len() > smqtt_wire::MAX_BATCH {
+            let limit = smqtt_wire::MAX_BATCH;
+            let error = smqtt_wire::Error::LimitExceeded { what: "envelopes in a batch", limit };
+            return Err(Error::Seal(SealFailure::Envelope(error)));
+        }
+        for message in messages {
+            check(message.topic, message.payload)?;
+        }
+        let mut prepared = Vec::with_capacity(messages.len());
+        for message in messages {
+            prepared.push(self.next(message.policy, message.retain, now, rng)?);
+        }
+        let fail = |e| Error::Seal(SealFailure::Envelope(e));
+        let mut sealed: Vec<Option<Vec<u8>>> = vec![None; messages.len()];
+        let mut batch = Vec::new();
+        let mut batched = Vec::new();
+        for (at, (message, next)) in messages.iter().zip(&prepared).enumerate() {
+            let parts = self.parts(next, now);
+            if next.signed {
+                batch.push(BatchItem { topic: message.topic, parts, key: &next.key, plaintext: message.payload });
+                batched.push(at);
+            } else {
+                sealed[at] =
+                    Some(seal_envelope_unsigned(message.topic, &parts, &next.key, message.payload).map_err(fail)?);
+            }
+        }
+        for (at, envelope) in batched.into_iter().zip(seal_envelope_batch(&batch, &self.signing_key).map_err(fail)?) {
+            sealed[at] = Some(envelope);
+        }
+        Ok(sealed.into_iter().flatten().collect())
+    }
+
+    /// The next envelope's session, sequence number and extras under `policy` (a new session when due), with the
+    /// session's bookkeeping advanced.
+    fn next<R: RngCore + CryptoRng>(
+        &mut self,
+        policy: &Policy,
+        retain: bool,
+        now: UnixTime,
+        rng: &mut R,
+    ) -> Result<Next, Error> {
         // Sessions are found by the caller's policy; the composed policy (with the epoch) is built, and
         // encapsulated under, only when a session starts — not on every message.
         let sessions = if retain { &mut self.retained_sessions } else { &mut self.sessions };
@@ -163,20 +246,13 @@ impl Sealer {
         let with_capsule = retain
             || session.capsule_sent_at.is_none_or(|at| now.millis_since(at) >= interval)
             || session.since_capsule + 1 >= self.policy.capsule_every;
-        let parts = EnvelopeParts {
-            publisher: &self.device,
+        let next = Next {
+            key: session.key.clone(),
+            capsule: with_capsule.then(|| session.capsule.clone()),
             sequence: session.next_sequence,
-            timestamp_ms: now.as_millis(),
-            capsule: with_capsule.then_some(session.capsule.as_slice()),
-            credential: with_capsule.then_some(self.credential.as_slice()),
-            retained: retain,
+            retain,
+            signed: with_capsule || self.policy.sign_every_message,
         };
-        let sealed = if with_capsule || self.policy.sign_every_message {
-            seal_envelope(topic, &parts, &session.key, payload, &self.signing_key)
-        } else {
-            seal_envelope_unsigned(topic, &parts, &session.key, payload)
-        };
-        let sealed = sealed.map_err(|e| Error::Seal(SealFailure::Envelope(e)))?;
         session.next_sequence += 1;
         if with_capsule {
             session.since_capsule = 0;
@@ -184,6 +260,49 @@ impl Sealer {
         } else {
             session.since_capsule += 1;
         }
-        Ok(sealed)
+        Ok(next)
     }
+
+    fn parts<'a>(&'a self, next: &'a Next, now: UnixTime) -> EnvelopeParts<'a> {
+        EnvelopeParts {
+            publisher: &self.device,
+            sequence: next.sequence,
+            timestamp_ms: now.as_millis(),
+            capsule: next.capsule.as_deref(),
+            credential: next.capsule.is_some().then_some(self.credential.as_slice()),
+            retained: next.retain,
+        }
+    }
+}
+
+/// Refuses what [`seal_envelope`] would refuse of a message: its topic, its size.
+fn check(topic: &str, payload: &[u8]) -> Result<(), Error> {
+    let fail = |e| Error::Seal(SealFailure::Envelope(e));
+    smqtt_wire::validate_topic(topic).map_err(fail)?;
+    if payload.len() > MAX_PAYLOAD {
+        return Err(fail(smqtt_wire::Error::LimitExceeded { what: "envelope payload bytes", limit: MAX_PAYLOAD }));
+    }
+    Ok(())
+}
+
+/// One message for [`Sealer::seal_batch`].
+#[derive(Clone, Copy, Debug)]
+pub struct Outgoing<'a> {
+    /// The topic it is published on.
+    pub topic: &'a str,
+    /// The policy it is encrypted under (the epoch is added).
+    pub policy: &'a Policy,
+    /// The message.
+    pub payload: &'a [u8],
+    /// Sealed for retained publication (§6.4).
+    pub retain: bool,
+}
+
+/// What the next envelope is sealed with.
+struct Next {
+    key: SessionKey,
+    capsule: Option<Vec<u8>>,
+    sequence: u64,
+    retain: bool,
+    signed: bool,
 }

@@ -278,7 +278,12 @@ impl IdentityStore {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+/// Replaces `path` with `bytes` atomically: a temporary file of its own beside it (created with `mode`, never
+/// following a planted link), fsync, rename. Readers see the old file or the new one, never half of one.
+///
+/// # Errors
+/// [`Error::StoreIo`].
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
     // A name of its own per write (process, counter): concurrent renewals never share or rename each other's

@@ -10,6 +10,7 @@ use core::fmt::{self, Debug, Formatter};
 
 use smqtt_abe::AttributeSet;
 
+use crate::encoding::SIGNATURE_LEN;
 use crate::encoding::{header, Reader, KIND_CREDENTIAL};
 use crate::error::{malformed, Error, Result};
 use crate::ids::DeviceId;
@@ -21,7 +22,6 @@ use crate::topic::{validate_topic, TopicFilter};
 pub const CREDENTIAL_DOMAIN: &[u8] = b"smqtt/credential/v1";
 
 const WHAT: &str = "credential";
-const SIGNATURE_LEN: usize = 64;
 
 /// The contents of a credential, before signing or after verification.
 #[derive(Clone, Debug, PartialEq, Eq)]

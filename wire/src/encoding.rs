@@ -2,6 +2,22 @@
 
 use crate::error::{malformed, Result};
 
+/// Bytes of an envelope's key id.
+pub(crate) const KEY_ID_LEN: usize = 16;
+/// Bytes of an AEAD tag.
+pub(crate) const TAG_LEN: usize = 16;
+/// Bytes of an Ed25519 signature (envelopes, credentials).
+pub(crate) const SIGNATURE_LEN: usize = 64;
+
+/// Bytes an envelope adds to its plaintext when it carries neither capsule nor credential, for a publisher id
+/// of `publisher_len` bytes: header (6), flags (1), publisher length (1) and id, key id (16), sequence (8),
+/// timestamp (8), ciphertext length (4), tag (16), signature (64) — `124 + publisher_len`. A capsule adds
+/// `4 + len(capsule)`, a credential `2 + len(credential)`. An unsigned envelope
+/// ([`seal_envelope_unsigned`](crate::seal_envelope_unsigned)) is 64 bytes shorter.
+pub const fn envelope_overhead(publisher_len: usize) -> usize {
+    6 + 1 + 1 + publisher_len + KEY_ID_LEN + 8 + 8 + 4 + TAG_LEN + SIGNATURE_LEN
+}
+
 /// The four bytes every binary object of this crate starts with.
 pub const MAGIC: &[u8; 4] = b"SMQW";
 /// The format version this crate reads and writes.

@@ -28,11 +28,14 @@ use smqtt_abe::DataKey;
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
 
-use crate::encoding::{header, Reader, KIND_ENVELOPE, MAGIC, VERSION};
+use crate::batch::{path_len, MAX_BATCH};
+use crate::encoding::{
+    envelope_overhead, header, Reader, KEY_ID_LEN, KIND_ENVELOPE, MAGIC, SIGNATURE_LEN, TAG_LEN, VERSION,
+};
 use crate::error::{malformed, Error, Result};
 use crate::ids::DeviceId;
 use crate::limits::{MAX_CAPSULE_LEN, MAX_CREDENTIAL_LEN, MAX_DEVICE_ID_LEN, MAX_ENVELOPE_LEN, MAX_PAYLOAD};
-use crate::sign::{hex, SigningKey};
+use crate::sign::SigningKey;
 use crate::topic::validate_topic;
 
 /// The signature domain of envelopes.
@@ -51,19 +54,8 @@ const FLAG_CREDENTIAL: u8 = 0x02;
 const FLAG_UNSIGNED: u8 = 0x04;
 /// Flag bit: sealed for retained publication (the MQTT retain flag is not authenticated; this bit is, §6.4).
 const FLAG_RETAINED: u8 = 0x08;
-const KEY_ID_LEN: usize = 16;
-const TAG_LEN: usize = 16;
-const SIGNATURE_LEN: usize = 64;
-
-/// Bytes an envelope adds to its plaintext when it carries neither capsule nor credential, for a publisher id
-/// of `publisher_len` bytes: header (6), flags (1), publisher length (1) and id, key id (16), sequence (8),
-/// timestamp (8), ciphertext length (4), tag (16), signature (64) — `124 + publisher_len`. A capsule adds
-/// `4 + len(capsule)`, a credential `2 + len(credential)`. An unsigned envelope ([`seal_envelope_unsigned`]) is
-/// 64 bytes shorter.
-pub const fn envelope_overhead(publisher_len: usize) -> usize {
-    6 + 1 + 1 + publisher_len + KEY_ID_LEN + 8 + 8 + 4 + TAG_LEN + SIGNATURE_LEN
-}
-
+/// Flag bit: the signature is a batch signature over a Merkle root, with this envelope's audit path (§6.6).
+pub(crate) const FLAG_BATCH: u8 = 0x10;
 /// The key id of the session whose capsule encodes to `capsule_bytes`: the first 16 bytes of
 /// `SHA-256("smqtt/envelope/v1/key-id" ‖ capsule_bytes)`.
 pub fn key_id_for(capsule_bytes: &[u8]) -> [u8; 16] {
@@ -119,7 +111,7 @@ impl SessionKey {
 
 impl Debug for SessionKey {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionKey {{ key_id: {}, key: <redacted> }}", hex(&self.key_id))
+        write!(f, "SessionKey {{ key_id: {}, key: <redacted> }}", hex::encode(self.key_id))
     }
 }
 
@@ -240,11 +232,29 @@ fn seal(
     plaintext: &[u8],
     signer: Option<&SigningKey>,
 ) -> Result<Vec<u8>> {
+    let flags = if signer.is_none() { FLAG_UNSIGNED } else { 0 };
+    let (mut buf, prefix_len) = seal_body(topic, parts, key, plaintext, flags)?;
+    let signature = signer.map(|signer| signer.sign(ENVELOPE_DOMAIN, &buf));
+    buf.drain(..prefix_len);
+    if let Some(signature) = signature {
+        buf.extend_from_slice(&signature);
+    }
+    Ok(buf)
+}
+
+/// The envelope up to and including its ciphertext, after `u16(len(topic)) ‖ topic` (the signed bytes), and the
+/// length of that prefix. `flags` adds [`FLAG_UNSIGNED`] or [`FLAG_BATCH`] to what `parts` implies.
+pub(crate) fn seal_body(
+    topic: &str,
+    parts: &EnvelopeParts<'_>,
+    key: &SessionKey,
+    plaintext: &[u8],
+    mut flags: u8,
+) -> Result<(Vec<u8>, usize)> {
     validate_topic(topic)?;
     if plaintext.len() > MAX_PAYLOAD {
         return Err(Error::LimitExceeded { what: "envelope payload bytes", limit: MAX_PAYLOAD });
     }
-    let mut flags = if signer.is_none() { FLAG_UNSIGNED } else { 0 };
     if parts.retained {
         flags |= FLAG_RETAINED;
     }
@@ -311,12 +321,7 @@ fn seal(
         .encrypt_inout_detached(&nonce(parts.sequence), aad, body.into())
         .map_err(|_| Error::LimitExceeded { what: "envelope payload bytes", limit: MAX_PAYLOAD })?;
     buf.extend_from_slice(&tag);
-    let signature = signer.map(|signer| signer.sign(ENVELOPE_DOMAIN, &buf));
-    buf.drain(..prefix_len);
-    if let Some(signature) = signature {
-        buf.extend_from_slice(&signature);
-    }
-    Ok(buf)
+    Ok((buf, prefix_len))
 }
 
 /// Appends `u16(len(topic)) ‖ topic` for a topic [`validate_topic`] accepted (at most 1024 bytes).
@@ -365,6 +370,19 @@ pub struct ParsedEnvelope<'a> {
     pub(crate) ciphertext_len: usize,
     pub(crate) signed: bool,
     retained: bool,
+    /// A batch signature's size, position and audit path (bit 4, §6.6).
+    pub(crate) batch: Option<BatchTrailer>,
+}
+
+/// Where a batch-signed envelope keeps what its signature needs besides itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchTrailer {
+    /// Envelopes in the batch, 2 to [`MAX_BATCH`].
+    pub(crate) size: u16,
+    /// This envelope's leaf, below `size`.
+    pub(crate) index: u16,
+    /// Offset of the audit path (`path_len(index, size)` hashes of 32 bytes).
+    pub(crate) path_at: usize,
 }
 
 impl<'a> ParsedEnvelope<'a> {
@@ -381,12 +399,15 @@ impl<'a> ParsedEnvelope<'a> {
         }
         let mut r = Reader::open(bytes, KIND_ENVELOPE, WHAT)?;
         let flags = r.u8()?;
-        if flags & !(FLAG_CAPSULE | FLAG_CREDENTIAL | FLAG_UNSIGNED | FLAG_RETAINED) != 0 {
+        if flags & !(FLAG_CAPSULE | FLAG_CREDENTIAL | FLAG_UNSIGNED | FLAG_RETAINED | FLAG_BATCH) != 0 {
             return Err(malformed(WHAT, "reserved flag bits set"));
         }
         let signed = flags & FLAG_UNSIGNED == 0;
         if !signed && flags & (FLAG_CAPSULE | FLAG_CREDENTIAL | FLAG_RETAINED) != 0 {
             return Err(malformed(WHAT, "unsigned envelope with a capsule, credential or retained mark"));
+        }
+        if !signed && flags & FLAG_BATCH != 0 {
+            return Err(malformed(WHAT, "unsigned envelope with a batch signature"));
         }
         let retained = flags & FLAG_RETAINED != 0;
 
@@ -431,6 +452,17 @@ impl<'a> ParsedEnvelope<'a> {
         }
         let ciphertext_at = r.position();
         r.take(ciphertext_len)?;
+        let batch = if flags & FLAG_BATCH != 0 {
+            let (size, index) = (r.u16()?, r.u16()?);
+            if !(2..=MAX_BATCH).contains(&usize::from(size)) || index >= size {
+                return Err(malformed(WHAT, "batch size or index out of range"));
+            }
+            let path_at = r.position();
+            r.take(32 * path_len(usize::from(index), usize::from(size)))?;
+            Some(BatchTrailer { size, index, path_at })
+        } else {
+            None
+        };
         if signed {
             r.take(SIGNATURE_LEN)?;
         }
@@ -448,7 +480,13 @@ impl<'a> ParsedEnvelope<'a> {
             ciphertext_len,
             signed,
             retained,
+            batch,
         })
+    }
+
+    /// Whether the signature is a batch signature (§6.6), and then the batch's size and this envelope's index.
+    pub fn batch_position(&self) -> Option<(usize, usize)> {
+        self.batch.map(|b| (usize::from(b.size), usize::from(b.index)))
     }
 
     /// Whether the envelope carries a signature (else it is authenticated by its session key alone, §6.5).
@@ -510,13 +548,14 @@ impl Debug for ParsedEnvelope<'_> {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         f.debug_struct("ParsedEnvelope")
             .field("publisher", &self.publisher)
-            .field("key_id", &hex(&self.key_id))
+            .field("key_id", &hex::encode(self.key_id))
             .field("sequence", &self.sequence)
             .field("timestamp_ms", &self.timestamp_ms)
             .field("capsule_len", &self.capsule.map(<[u8]>::len))
             .field("credential_len", &self.credential.map(<[u8]>::len))
             .field("ciphertext_len", &self.ciphertext_len)
             .field("signed", &self.signed)
+            .field("batch", &self.batch_position())
             .finish()
     }
 }
@@ -559,7 +598,7 @@ mod tests {
     #[test]
     fn secrets_are_redacted_and_compared() {
         let k = key();
-        assert_eq!(format!("{k:?}"), format!("SessionKey {{ key_id: {}, key: <redacted> }}", hex(&k.key_id)));
+        assert_eq!(format!("{k:?}"), format!("SessionKey {{ key_id: {}, key: <redacted> }}", hex::encode(k.key_id)));
         assert_eq!(k.clone(), k);
         assert_ne!(SessionKey::from_raw_for_tests(&[8; 32], k.key_id), k);
         assert_ne!(SessionKey::from_raw_for_tests(&[9; 32], [0; 16]), k);

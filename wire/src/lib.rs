@@ -99,6 +99,7 @@
 //!   input (property-tested and fuzzed: `wire/fuzz/`).
 #![warn(missing_docs)]
 
+mod batch;
 mod connect;
 mod credential;
 mod delivery;
@@ -115,13 +116,14 @@ mod time;
 mod topic;
 mod verified;
 
+pub use batch::{seal_envelope_batch, BatchItem, BatchRoots, ENVELOPE_BATCH_DOMAIN, MAX_BATCH};
 pub use connect::{ConnectToken, CONNECT_DOMAIN, CONNECT_TOKEN_PREFIX};
 pub use credential::{Credential, CredentialBody, UnverifiedCredential, VerifiedCredential, CREDENTIAL_DOMAIN};
 pub use delivery::{seal_to, ReplySecret, DELIVERY_OVERHEAD, KEY_DELIVERY_LABEL};
-pub use encoding::{KIND_CREDENTIAL, KIND_ENVELOPE, MAGIC, VERSION};
+pub use encoding::{envelope_overhead, KIND_CREDENTIAL, KIND_ENVELOPE, MAGIC, VERSION};
 pub use envelope::{
-    claimed_publisher, envelope_overhead, key_id_for, seal_envelope, seal_envelope_unsigned, EnvelopeParts,
-    ParsedEnvelope, SessionKey, ENVELOPE_AEAD_LABEL, ENVELOPE_DOMAIN, ENVELOPE_KEY_ID_LABEL,
+    claimed_publisher, key_id_for, seal_envelope, seal_envelope_unsigned, EnvelopeParts, ParsedEnvelope, SessionKey,
+    ENVELOPE_AEAD_LABEL, ENVELOPE_DOMAIN, ENVELOPE_KEY_ID_LABEL,
 };
 pub use error::{Error, Result};
 pub use ids::DeviceId;

@@ -19,7 +19,12 @@ pub const MAX_DELIVERY_CONTEXT: usize = 64 * 1024;
 pub const MAX_PAYLOAD: usize = 256 * 1024;
 /// Bytes of the ABE capsule an envelope may carry (a capsule at `smqtt-abe`'s 256-row bound is ≈ 53 KiB).
 pub const MAX_CAPSULE_LEN: usize = 256 * 1024;
-/// Bytes of a whole envelope: every field at its bound (a longest publisher id, a capsule, a credential and a
-/// payload at their bounds). Decoders refuse longer input before reading it.
-pub const MAX_ENVELOPE_LEN: usize =
-    crate::envelope::envelope_overhead(MAX_DEVICE_ID_LEN) + 4 + MAX_CAPSULE_LEN + 2 + MAX_CREDENTIAL_LEN + MAX_PAYLOAD;
+/// Bytes of a whole envelope: every field at its bound (a longest publisher id, a capsule, a credential, a
+/// payload and a batch signature's audit path at their bounds). Decoders refuse longer input before reading it.
+pub const MAX_ENVELOPE_LEN: usize = crate::encoding::envelope_overhead(MAX_DEVICE_ID_LEN)
+    + 4
+    + MAX_CAPSULE_LEN
+    + 2
+    + MAX_CREDENTIAL_LEN
+    + MAX_PAYLOAD
+    + crate::batch::MAX_BATCH_TRAILER_LEN;

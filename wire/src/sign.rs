@@ -132,25 +132,14 @@ impl VerifyingKey {
     /// The first 16 bytes of SHA-256 of the encoding, as 32 lowercase hex digits: a short name for logs and
     /// configuration.
     pub fn fingerprint(&self) -> String {
-        hex(&Sha256::digest(self.0.to_bytes())[..16])
+        hex::encode(&Sha256::digest(self.0.to_bytes())[..16])
     }
 }
 
 impl Debug for VerifyingKey {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        write!(f, "VerifyingKey({})", hex(&self.0.to_bytes()))
+        write!(f, "VerifyingKey({})", hex::encode(self.0.to_bytes()))
     }
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(2 * bytes.len());
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -183,7 +172,7 @@ mod tests {
         assert_ne!(key(2), sk);
         let vk = sk.verifying_key();
         assert_eq!(VerifyingKey::from_bytes(&vk.to_bytes()), Ok(vk));
-        assert_eq!(format!("{vk:?}"), format!("VerifyingKey({})", hex(&vk.to_bytes())));
+        assert_eq!(format!("{vk:?}"), format!("VerifyingKey({})", hex::encode(vk.to_bytes())));
     }
 
     /// RFC 8032 §7.1, test 1: the key pair, the signature of the empty message, and our fingerprint of the key
@@ -193,22 +182,15 @@ mod tests {
         let secret = unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
         let sk = SigningKey::from_bytes(&secret.try_into().unwrap_or_else(|_| panic!("32 bytes")));
         let vk = sk.verifying_key();
-        assert_eq!(hex(&vk.to_bytes()), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        assert_eq!(hex::encode(vk.to_bytes()), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
         let rfc_signature = "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b";
-        assert_eq!(hex(&sk.0.sign(b"").to_bytes()), rfc_signature);
+        assert_eq!(hex::encode(sk.0.sign(b"").to_bytes()), rfc_signature);
         // Ours is that scheme over the length-prefixed domain: the empty domain and message is 8 zero bytes.
         assert_eq!(sk.sign(b"", b""), sk.0.sign(&[0u8; 8]).to_bytes());
         assert_eq!(vk.fingerprint(), "21fe31dfa154a261626bf854046fd227");
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or_else(|e| panic!("{e}")))
-            .collect()
-    }
-
-    #[test]
-    fn hex_digits() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        hex::decode(s).unwrap_or_else(|e| panic!("{e}"))
     }
 }

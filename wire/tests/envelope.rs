@@ -91,8 +91,9 @@ fn overhead_and_lengths() {
             assert_eq!(bytes.len(), expected, "capsule {c}, credential {k}, {n} bytes");
         }
     }
-    assert_eq!(MAX_ENVELOPE_LEN, 124 + 64 + 4 + MAX_CAPSULE_LEN + 2 + MAX_CREDENTIAL_LEN + MAX_PAYLOAD);
-    assert_eq!(MAX_ENVELOPE_LEN, 540_866, "docs/wire.md §6.2");
+    // With a batch signature's size, index and longest audit path (§6.6): 4 + 8 × 32.
+    assert_eq!(MAX_ENVELOPE_LEN, 124 + 64 + 4 + MAX_CAPSULE_LEN + 2 + MAX_CREDENTIAL_LEN + MAX_PAYLOAD + 260);
+    assert_eq!(MAX_ENVELOPE_LEN, 541_126, "docs/wire.md §6.2");
 }
 
 /// The library's bytes are exactly what the independent encoder of `common::envelope` writes from the spec.
@@ -221,11 +222,15 @@ fn a_capsule_must_hash_to_the_key_id() {
 
 #[test]
 fn reserved_flag_bits_are_rejected() {
-    for bit in 4..8 {
+    for bit in 5..8 {
         let mut raw = RawEnvelope::new(true, true, 1, PLAINTEXT);
         raw.flags |= 1 << bit;
         assert_eq!(ParsedEnvelope::parse(&raw.build()).map(|_| ()), Err(malformed("reserved flag bits set")), "{bit}");
     }
+    // Bit 4 (batch signature, §6.6) on a single-signed envelope: its signature is read as size, index and path.
+    let mut raw = RawEnvelope::new(true, true, 1, PLAINTEXT);
+    raw.flags |= 0x10;
+    assert!(ParsedEnvelope::parse(&raw.build()).is_err());
     // The defined bits must match the fields present: a capsule flag without a capsule misreads the rest.
     let mut raw = RawEnvelope::new(false, false, 1, PLAINTEXT);
     raw.flags = 0x01;

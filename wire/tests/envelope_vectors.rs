@@ -168,6 +168,7 @@ fn vectors() -> Vec<Vector> {
     let mut all = signed_vectors();
     all.extend(unsigned_vectors());
     all.extend(retained_vectors());
+    all.extend(common::batch_vectors::vectors());
     all
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rand_core::OsRng;
 use smqtt_abe::limits::{MAX_OBJECT_LEN, MAX_SEALED_PLAINTEXT};
-use smqtt_abe::{seal, AttributeSet, Error, Limit, MasterKey, Policy, PublicKey, UserKey};
+use smqtt_abe::{seal, AttributeSet, Error, Limit, Policy, UserKey};
 
 use crate::args::{
     Command, DecryptArgs, EncryptArgs, KeygenArgs, PolicyCommand, SetupArgs, MASTER_KEY_FILE, PUBLIC_KEY_FILE,
@@ -15,6 +15,7 @@ use crate::args::{
 use crate::demo;
 use crate::error::CliError;
 use crate::io::{print_line, Input, Output, PendingFile, PUBLIC_MODE, SECRET_MODE};
+use crate::keys::{load_master_key, load_public_key, load_user_key};
 
 /// Largest sealed message accepted: the plaintext bound plus room for the capsule.
 pub(crate) const MAX_SEALED_LEN: usize = MAX_SEALED_PLAINTEXT + MAX_OBJECT_LEN;
@@ -176,24 +177,6 @@ fn caret_display(text: &str, column: usize) -> Option<String> {
     }
     let caret_at = text[line_start..offset].chars().count();
     Some(format!("  {line}\n  {}^", " ".repeat(caret_at)))
-}
-
-/// Reads and validates a public key file.
-pub(crate) fn load_public_key(path: &Path) -> Result<PublicKey, CliError> {
-    let bytes = Input::File(path.to_path_buf()).read_bounded(MAX_OBJECT_LEN, "public key")?;
-    PublicKey::from_bytes(&bytes).map_err(|e| CliError::abe(path.display(), e))
-}
-
-/// Reads and validates a master key file.
-pub(crate) fn load_master_key(path: &Path) -> Result<MasterKey, CliError> {
-    let bytes = Input::File(path.to_path_buf()).read_bounded(MAX_OBJECT_LEN, "master key")?;
-    MasterKey::from_bytes(&bytes).map_err(|e| CliError::abe(path.display(), e))
-}
-
-/// Reads and validates a user key file.
-pub(crate) fn load_user_key(path: &Path) -> Result<UserKey, CliError> {
-    let bytes = Input::File(path.to_path_buf()).read_bounded(MAX_OBJECT_LEN, "user key")?;
-    UserKey::from_bytes(&bytes).map_err(|e| CliError::abe(path.display(), e))
 }
 
 #[cfg(test)]

@@ -13,9 +13,9 @@ use rand_core::OsRng;
 use smqtt_abe::{seal, AttributeSet, Error, Policy, UserKey};
 
 use crate::args::{MASTER_KEY_FILE, PUBLIC_KEY_FILE};
-use crate::cmd::{load_master_key, load_public_key, load_user_key};
 use crate::error::CliError;
 use crate::io::{PendingFile, PUBLIC_MODE, SECRET_MODE};
+use crate::keys::{load_master_key, load_public_key, load_user_key};
 
 /// A demo user: a name and the attribute list the key is issued for.
 struct DemoUser {

@@ -8,6 +8,7 @@ mod cmd;
 mod demo;
 mod error;
 mod io;
+mod keys;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -128,15 +128,11 @@ fn single(key: &str, value: Value) -> Value {
     Value::Object(map)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Inserts `name` under `text_key` when it is UTF-8, else under `hex_key` as lowercase hex.
 fn insert_name(map: &mut Map<String, Value>, name: &Attribute, text_key: &str, hex_key: &str) {
     match core::str::from_utf8(name.as_bytes()) {
         Ok(text) => map.insert(text_key.to_owned(), Value::from(text)),
-        Err(_) => map.insert(hex_key.to_owned(), Value::from(hex(name.as_bytes()))),
+        Err(_) => map.insert(hex_key.to_owned(), Value::from(hex::encode(name.as_bytes()))),
     };
 }
 
@@ -198,16 +194,7 @@ fn from_hex(text: &str, what: &str) -> Result<Vec<u8>> {
     if text.len() > 2 * MAX_ATTRIBUTE_LEN {
         return Err(exceeded(Limit::AttributeLength, MAX_ATTRIBUTE_LEN));
     }
-    let digit = |b: u8| char::from(b).to_digit(16);
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| match *pair {
-            // Both digits are below 16, so the value fits a byte.
-            [hi, lo] => Some(((digit(hi)? << 4) | digit(lo)?) as u8),
-            _ => None,
-        })
-        .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| json_error(format!("{what} must be an even number of hex digits")))
+    hex::decode(text).map_err(|_| json_error(format!("{what} must be an even number of hex digits")))
 }
 
 /// An attribute from its bytes; empty names are a JSON error, overlong ones a limit error.

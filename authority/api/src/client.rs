@@ -1,6 +1,6 @@
 //! A blocking client for the authority's HTTP API, for administrators (the CLI) and devices (the SDK).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -92,10 +92,6 @@ impl core::fmt::Debug for Client {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -370,8 +366,12 @@ impl Client {
             message: "random number generator failed".into(),
             source: Some(Cause::new(RngFailure(e))),
         })?;
-        let request =
-            KeyRequest { device_id: device_id.clone(), timestamp: now_unix(), nonce, reply_key: reply.public() };
+        let request = KeyRequest {
+            device_id: device_id.clone(),
+            timestamp: smqtt_wire::UnixTime::now().as_secs(),
+            nonce,
+            reply_key: reply.public(),
+        };
         let signature = request.sign(device_key);
         let body = KeyRequestBody {
             device_id: device_id.as_str().to_owned(),
@@ -420,7 +420,7 @@ impl Client {
 fn verify_credential(b64_text: &str, authority: &VerifyingKey) -> Result<VerifiedCredential, ClientError> {
     let bytes = unb64("credential", b64_text)?;
     let unverified = UnverifiedCredential::from_bytes(&bytes).map_err(|e| ClientError::decode_of("credential", e))?;
-    unverified.verify(authority, now_unix()).map_err(|e| match e {
+    unverified.verify(authority, smqtt_wire::UnixTime::now().as_secs()).map_err(|e| match e {
         smqtt_wire::Error::BadSignature => ClientError::BadAuthoritySignature("credential"),
         other => ClientError::decode_of("credential", other),
     })

@@ -5,7 +5,6 @@ mod admin;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use smqtt_authority::{Authority, Config, UnsealWith};
@@ -30,10 +29,6 @@ impl From<smqtt_authority::Error> for Failure {
     fn from(error: smqtt_authority::Error) -> Failure {
         Failure::input(error)
     }
-}
-
-pub(crate) fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The SMQTT key authority.
@@ -138,7 +133,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Init { data, unseal } => {
             let with = unseal.resolve(true)?;
-            let vk = smqtt_authority::init(&data, &with, &mut rand_core::OsRng, now_unix())?;
+            let vk = smqtt_authority::init(&data, &with, &mut rand_core::OsRng, smqtt_wire::UnixTime::now().as_secs())?;
             println!("initialised {} (authority key {})", data.display(), vk.fingerprint());
             println!("next: smqtt-authority admin-token create --data {} …", data.display());
             Ok(())
@@ -146,7 +141,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { config } => serve(&config),
         Command::AdminToken(AdminTokenCommand::Create { data, label, unseal }) => {
             let authority = Authority::open_with(Config::new(data), &unseal.resolve(false)?)?;
-            let token = authority.create_admin_token(&label, &mut rand_core::OsRng, now_unix())?;
+            let token =
+                authority.create_admin_token(&label, &mut rand_core::OsRng, smqtt_wire::UnixTime::now().as_secs())?;
             println!("{token}");
             Ok(())
         }

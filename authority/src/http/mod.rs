@@ -7,7 +7,7 @@ mod guard;
 mod limiter;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -44,10 +44,6 @@ impl AppState {
             Arc::new(RateLimiter::with_capacity(limits.rate_per_sec, limits.rate_burst, limits.rate_tracked_clients));
         AppState { authority, metrics: Arc::new(Metrics::default()), limiter }
     }
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Runs `work` on the blocking pool (database, pairings): the async workers stay free.
@@ -126,7 +122,10 @@ async fn rotate(
     Admin(actor): Admin,
     ApiJson(body): ApiJson<RotateRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(blocking(&state, move |a| a.rotate(&actor, body.reason.as_deref(), now_unix())).await?))
+    Ok(Json(
+        blocking(&state, move |a| a.rotate(&actor, body.reason.as_deref(), smqtt_wire::UnixTime::now().as_secs()))
+            .await?,
+    ))
 }
 
 async fn list_devices(State(state): State<AppState>, Admin(_): Admin) -> Result<impl IntoResponse, ApiError> {
@@ -138,7 +137,7 @@ async fn add_device(
     Admin(actor): Admin,
     ApiJson(body): ApiJson<NewDevice>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let created = blocking(&state, move |a| a.add_device(&actor, &body, now_unix())).await?;
+    let created = blocking(&state, move |a| a.add_device(&actor, &body, smqtt_wire::UnixTime::now().as_secs())).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -155,21 +154,21 @@ async fn revoke_device(
     Admin(actor): Admin,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(blocking(&state, move |a| a.revoke(&actor, &id, now_unix())).await?))
+    Ok(Json(blocking(&state, move |a| a.revoke(&actor, &id, smqtt_wire::UnixTime::now().as_secs())).await?))
 }
 
 async fn enroll(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(blocking(&state, move |a| a.enroll(&body, now_unix())).await?))
+    Ok(Json(blocking(&state, move |a| a.enroll(&body, smqtt_wire::UnixTime::now().as_secs())).await?))
 }
 
 async fn issue_key(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<KeyRequestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let issued = blocking(&state, move |a| a.issue_key(&body, now_unix())).await?;
+    let issued = blocking(&state, move |a| a.issue_key(&body, smqtt_wire::UnixTime::now().as_secs())).await?;
     state.metrics.key_issued();
     Ok(Json(issued))
 }
@@ -281,7 +280,8 @@ async fn rotation_scheduler(authority: Arc<Authority>) {
     loop {
         tick.tick().await;
         let authority = authority.clone();
-        match tokio::task::spawn_blocking(move || authority.rotate_if_due(now_unix())).await {
+        match tokio::task::spawn_blocking(move || authority.rotate_if_due(smqtt_wire::UnixTime::now().as_secs())).await
+        {
             Ok(Ok(Some(epoch))) => tracing::info!(epoch = epoch.epoch, "epoch rotated (periodic)"),
             Ok(Ok(None)) => {}
             Ok(Err(error)) => tracing::error!(%error, "periodic rotation failed"),

@@ -40,10 +40,6 @@ fn to_u64(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 impl SqliteStore {
     /// Opens the database at `path` (creating it only for [`Provenance::New`] and
     /// [`Provenance::Unrecorded`]), with triggers and views disabled, and refuses it unless its schema is
@@ -106,7 +102,7 @@ impl SqliteStore {
                             integrity::MARKER,
                             rows.join(" ")
                         ));
-                        append_audit(&tx, keys, &action, now_unix())?;
+                        append_audit(&tx, keys, &action, smqtt_wire::UnixTime::now().as_secs())?;
                     }
                 }
                 tx.pragma_update(None, "user_version", index as i64 + 1)?;

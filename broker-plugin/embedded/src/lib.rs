@@ -42,6 +42,7 @@
 //!
 //! rumqttd has no shutdown: the broker's threads run until the process exits.
 
+mod authority_link;
 mod config;
 mod front;
 mod guard;
@@ -55,8 +56,9 @@ use std::time::{Duration, Instant};
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;
 use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings, TlsConfig};
-use smqtt_gate::Gate;
+use smqtt_gate::{AuthorityLink, Gate};
 
+use authority_link::HttpAuthorityLink;
 pub use config::{BrokerConfig, Limits, ListenerConfig, MetricsConfig, TlsFiles};
 pub use guard::QUARANTINE_TOPIC;
 use guard::{Guard, GuardMetrics, Version};
@@ -182,9 +184,10 @@ fn server_settings(
 /// [`Error::Io`] / [`Error::Config`] for TLS files, [`Error::Thread`].
 pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
     config.validate()?;
+    let link: Arc<dyn AuthorityLink> = Arc::new(HttpAuthorityLink);
     let gate = Arc::new(match (&config.gate, &config.gate_config) {
-        (Some(table), _) => Gate::from_toml_str(&table.to_string(), &config.base_dir)?,
-        (None, Some(path)) => Gate::from_toml_file(&config.resolve(path))?,
+        (Some(table), _) => Gate::from_toml_str_linked(&table.to_string(), &config.base_dir, Some(link))?,
+        (None, Some(path)) => Gate::from_toml_file_linked(&config.resolve(path), Some(link))?,
         (None, None) => return Err(Error::Config("no gate configured".into())),
     });
     for listener in [&config.v4, &config.v5].into_iter().flatten() {
@@ -197,7 +200,15 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
     }
     let guards = Arc::new(GuardMetrics::default());
     let metrics = match &config.metrics {
-        Some(m) => Some(metrics::serve(m.listen, gate.clone(), guards.clone())?),
+        Some(m) => {
+            let listener =
+                TcpListener::bind(m.listen).map_err(|e| Error::Bind { addr: m.listen, message: e.to_string() })?;
+            let (gate, guards) = (gate.clone(), guards.clone());
+            let server = smqtt_metrics::MetricsServer::start_on(listener, move || metrics::text(&gate, &guards))
+                .map_err(|e| Error::Thread(e.to_string()))?;
+            // Like rumqttd's threads, the responder serves until the process exits.
+            Some(server.detach())
+        }
         None => None,
     };
 

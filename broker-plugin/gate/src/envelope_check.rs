@@ -1,6 +1,6 @@
 //! The gate's check of an SMQTT envelope on a protected topic: structure, publisher, retained mark, signature.
 
-use smqtt_wire::{ParsedEnvelope, VerifiedCredential};
+use smqtt_wire::{BatchRoots, ParsedEnvelope, VerifiedCredential};
 
 use crate::refusal::{Refusal, RefusalReason};
 
@@ -9,7 +9,8 @@ fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refusal {
 }
 
 /// A well-formed envelope whose publisher is the connected device and whose signature verifies for `topic` with
-/// its key (structure and one Ed25519 verification: no ABE). Where `unsigned_ok`, an unsigned envelope
+/// its key (structure and one Ed25519 verification: no ABE; for a batch-signed envelope whose root is in `roots`,
+/// hashing only, wire.md §6.6). Where `unsigned_ok`, an unsigned envelope
 /// (wire.md §6.5) passes on structure and publisher alone: the connection is authenticated as its publisher,
 /// and only the subscribers' AEAD check can vouch for the rest.
 ///
@@ -27,6 +28,7 @@ pub(crate) fn check_envelope(
     retain: bool,
     unsigned_ok: bool,
     verify: bool,
+    roots: &mut BatchRoots,
 ) -> Result<(), Refusal> {
     let envelope = ParsedEnvelope::parse(payload)
         .map_err(|e| refuse(RefusalReason::NotAnEnvelope, format!("not an SMQTT envelope: {e}")))?;
@@ -54,7 +56,7 @@ pub(crate) fn check_envelope(
         return Ok(());
     }
     envelope
-        .verify_signature(topic, &credential.body().device_key)
+        .verify_signature_cached(topic, &credential.body().device_key, roots)
         .map(|_verified| ())
         .map_err(|_| refuse(RefusalReason::BadSignature, "envelope signature does not verify for this topic"))
 }

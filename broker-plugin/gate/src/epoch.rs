@@ -3,8 +3,9 @@
 //! Two sources, either or both (`[authority]` in the gate configuration):
 //! - `epoch_file`: a file holding a statement (`smqtt-epoch1.…`), written by the authority (`[epochs]
 //!   statement_file`, or `smqtt-authority epoch statement -o FILE`). Re-read at most once a second.
-//! - `url`: the authority itself, polled every `epoch_poll_secs` (`GET /v1/epoch`); a newer statement is also
-//!   written to `epoch_file` when one is configured, so a restarted broker starts from it.
+//! - `url`: the authority itself, polled every `epoch_poll_secs` through the host's [`AuthorityLink`] (`GET
+//!   /v1/epoch` in `smqtt-broker`); a newer statement is also written to `epoch_file` when one is configured, so a
+//!   restarted broker starts from it. Without a link (the Mosquitto plugin) `url` is refused at start.
 //!
 //! A statement that does not verify under the authority key, or that names an older epoch than one already
 //! accepted, changes nothing.
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use smqtt_wire::{EpochStatement, VerifiedEpoch, VerifyingKey};
 
 use crate::config::{io_error, read_small};
+use crate::link::AuthorityLink;
 use crate::refusal::GateError;
 
 /// How often the epoch file is re-read, at most.
@@ -29,7 +31,8 @@ pub(crate) struct EpochFollower {
     params_id: Option<[u8; 32]>,
     floor: u64,
     file: Option<PathBuf>,
-    url: Option<String>,
+    /// The authority's URL and the host's way there (both or neither).
+    url: Option<(String, Arc<dyn AuthorityLink>)>,
     current: AtomicU64,
     newest: Mutex<Option<VerifiedEpoch>>,
     /// When the follower was made, and milliseconds after it of the last file check (lock-free: every publish
@@ -49,7 +52,7 @@ impl core::fmt::Debug for EpochFollower {
         f.debug_struct("EpochFollower")
             .field("current", &self.current())
             .field("file", &self.file)
-            .field("url", &self.url)
+            .field("url", &self.url.as_ref().map(|(url, _)| url))
             .finish_non_exhaustive()
     }
 }
@@ -69,25 +72,6 @@ fn read_statement(path: &Path, authority: &VerifyingKey) -> Result<VerifiedEpoch
     statement.verify(authority).map_err(|_| io_error(path, "epoch statement not signed by the authority key"))
 }
 
-/// Writes `text` to `path` atomically (temporary file in the same directory, fsync, rename).
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path.file_name().map_or_else(|| "epoch".into(), |n| n.to_string_lossy().into_owned());
-    let unique = format!(".{name}.{}.{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
-    let tmp = path.with_file_name(unique);
-    // create_new: never follows a planted link or reuses someone else's file.
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-    let written = file.write_all(text.as_bytes()).and_then(|()| file.write_all(b"\n")).and_then(|()| file.sync_all());
-    match written.and_then(|()| std::fs::rename(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
 impl EpochFollower {
     /// A follower starting at `floor` (the configured `min_epoch`) or the statement in `file`, if higher.
     ///
@@ -99,7 +83,7 @@ impl EpochFollower {
         params_id: Option<[u8; 32]>,
         floor: u64,
         file: Option<PathBuf>,
-        url: Option<String>,
+        url: Option<(String, Arc<dyn AuthorityLink>)>,
     ) -> Result<EpochFollower, GateError> {
         let follower = EpochFollower {
             authority,
@@ -191,7 +175,7 @@ impl EpochFollower {
         if advanced && self.url.is_some() {
             if let Some(path) = &self.file {
                 // Best effort: the broker keeps enforcing the new epoch even where it cannot write its cache.
-                let _ = write_atomic(path, &verified.to_text());
+                let _ = smqtt_session::write_atomic(path, format!("{}\n", verified.to_text()).as_bytes(), 0o644);
             }
         }
         Ok(advanced)
@@ -216,29 +200,33 @@ impl EpochFollower {
         }
     }
 
-    /// Fetches the authority's current statement once (blocking HTTP); returns whether the epoch advanced.
+    /// Fetches the authority's current statement once through the link (blocking); returns whether the epoch
+    /// advanced.
     ///
     /// # Errors
     /// [`GateError::Config`] for an unreachable authority or a statement that does not verify.
     pub(crate) fn poll_once(&self) -> Result<bool, GateError> {
-        let Some(url) = &self.url else { return Ok(false) };
-        let info = smqtt_authority_api::Client::new(url)
-            .epoch()
-            .map_err(|e| GateError::Config(format!("epoch from {url}: {e}")))?;
-        self.offer(&info.statement)
+        let Some((url, link)) = &self.url else { return Ok(false) };
+        let statement = link.epoch_statement(url).map_err(|e| GateError::Config(format!("epoch from {url}: {e}")))?;
+        self.offer(&statement)
     }
 
-    /// Polls the authority every `every` on a thread of its own until the follower is dropped.
+    /// Polls the authority every `every` (or, without a url, re-reads the epoch file every second) on a thread
+    /// of its own until the follower is dropped, so that an advance is taken (and shown in the metrics) even
+    /// while no client is checked.
     pub(crate) fn spawn_poller(self: &Arc<Self>, every: Duration) {
-        if self.url.is_none() {
-            return;
-        }
+        let every = match (&self.url, &self.file) {
+            (Some(_), _) => every,
+            (None, Some(_)) => FILE_RECHECK,
+            (None, None) => return,
+        };
         let weak: Weak<EpochFollower> = Arc::downgrade(self);
         let spawned = std::thread::Builder::new().name("smqtt-epoch-poll".into()).spawn(move || loop {
             match weak.upgrade() {
-                Some(follower) => {
+                Some(follower) if follower.url.is_some() => {
                     let _ = follower.poll_once();
                 }
+                Some(follower) => follower.refresh(),
                 None => return,
             }
             std::thread::sleep(every);

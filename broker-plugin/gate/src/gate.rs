@@ -2,14 +2,14 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use smqtt_wire::{validate_topic, ConnectToken, Error as WireError, TopicFilter, VerifiedCredential, VerifyingKey};
 
+mod load;
+
 use crate::client_ids::{anonymous_owns, device_owns, legacy_owns, ANONYMOUS_PREFIX, LEGACY_PREFIX};
-use crate::config::{config_error, filters, io_error, parse_verifying_key, read_small, seal_rules, FileConfig};
+use crate::config::config_error;
 use crate::envelope_check::check_envelope;
 use crate::epoch::EpochFollower;
 use crate::filters::{filter_within, filters_overlap, unshared};
@@ -63,10 +63,6 @@ impl core::fmt::Debug for Gate {
     }
 }
 
-fn now_unix() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refusal {
     Refusal::new(reason, message)
 }
@@ -81,95 +77,6 @@ fn token_refusal(error: &WireError) -> Refusal {
 }
 
 impl Gate {
-    /// Reads the configuration file at `path`; relative paths inside it are relative to its directory.
-    ///
-    /// # Errors
-    /// [`GateError::Io`] for unreadable files, [`GateError::Config`] for invalid configuration,
-    /// [`GateError::Identity`] for a broker device store that cannot be loaded or lacks the rights to publish on
-    /// the sealed topics.
-    pub fn from_toml_file(path: &Path) -> Result<Gate, GateError> {
-        let bytes = read_small(path)?;
-        let text = String::from_utf8(bytes).map_err(|_| io_error(path, "not UTF-8"))?;
-        let base = path.parent().unwrap_or_else(|| Path::new("."));
-        Gate::from_toml_str(&text, base)
-    }
-
-    /// Parses a configuration; relative paths inside it are relative to `base_dir`.
-    ///
-    /// # Errors
-    /// As [`from_toml_file`](Self::from_toml_file).
-    pub fn from_toml_str(text: &str, base_dir: &Path) -> Result<Gate, GateError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| config_error(e.to_string()))?;
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) };
-
-        let authority = match &file.authority.verifying_key {
-            Some(path) => {
-                let path = resolve(path);
-                Some(parse_verifying_key(&read_small(&path)?, &path)?)
-            }
-            None if file.enforcement => {
-                return Err(config_error("[authority] verifying_key is required while enforcement is on"))
-            }
-            None => None,
-        };
-        let sealing = match &file.sealing {
-            Some(sealing) => Some(Arc::new(Sealing::new(resolve(&sealing.store), seal_rules(sealing)?)?)),
-            None => None,
-        };
-        let epoch_file = file.authority.epoch_file.as_deref().map(resolve);
-        let epochs = match authority {
-            Some(key) if epoch_file.is_some() || file.authority.url.is_some() => {
-                let follower = Arc::new(EpochFollower::new(
-                    key,
-                    sealing.as_ref().map(|s| s.params_id()),
-                    file.authority.min_epoch,
-                    epoch_file,
-                    file.authority.url.clone(),
-                )?);
-                if let Some(sealing) = &sealing {
-                    // The sealing identity renews itself as soon as the gate learns of a newer epoch.
-                    let weak = Arc::downgrade(sealing);
-                    follower.on_advance(Box::new(move |epoch| {
-                        if let Some(sealing) = weak.upgrade() {
-                            sealing.follow(epoch);
-                        }
-                    }));
-                }
-                follower.spawn_poller(Duration::from_secs(file.authority.epoch_poll_secs.max(1)));
-                Some(follower)
-            }
-            _ if epoch_file.is_some() || file.authority.url.is_some() => {
-                return Err(config_error("[authority] epoch_file and url need verifying_key"))
-            }
-            _ => None,
-        };
-        let limits = &file.limits;
-        if limits.max_payload == 0 || limits.max_sessions == 0 || limits.max_sessions_per_identity == 0 {
-            return Err(config_error("[limits] values must be positive"));
-        }
-        Ok(Gate {
-            enforcement: file.enforcement,
-            authority,
-            min_epoch: file.authority.min_epoch,
-            epochs,
-            skew: file.authority.clock_skew_secs,
-            deny_devices: file.authority.deny_devices.iter().cloned().collect(),
-            max_payload: file.limits.max_payload,
-            anonymous: file.anonymous.allow,
-            anonymous_subscribe: filters(&file.anonymous.subscribe, "[anonymous] subscribe")?,
-            protected: filters(&file.topics.protected, "[topics] protected")?,
-            unsigned: unsigned_filters(&file.topics.unsigned, &file.topics.protected)?,
-            verify_signatures: file.topics.verify_signatures,
-            open: filters(&file.topics.open, "[topics] open")?,
-            deny_subscribe: filters(&file.topics.deny_subscribe, "[topics] deny_subscribe")?,
-            legacy: Legacy::new(&file.legacy)?,
-            sealing,
-            sessions: Registry::new(file.limits.max_sessions, file.limits.max_sessions_per_identity),
-            renewals: Renewals::new(file.limits.max_sessions),
-            metrics: Metrics::default(),
-        })
-    }
-
     /// Whether legacy clients are configured: only their passwords are throttled per source address, so only
     /// then does a broker need to tell the gate each client's address.
     pub fn checks_passwords(&self) -> bool {
@@ -337,8 +244,15 @@ impl Gate {
         };
         let token =
             core::str::from_utf8(token).map_err(|_| refuse(RefusalReason::BadCredential, "token is not text"))?;
-        let credential = ConnectToken::verify(token, client_id, username, authority, now_unix(), self.skew)
-            .map_err(|e| token_refusal(&e))?;
+        let credential = ConnectToken::verify(
+            token,
+            client_id,
+            username,
+            authority,
+            smqtt_wire::UnixTime::now().as_secs(),
+            self.skew,
+        )
+        .map_err(|e| token_refusal(&e))?;
         self.credential_current(&credential)?;
         Ok(credential)
     }
@@ -356,7 +270,7 @@ impl Gate {
                 format!("credential of epoch {} (minimum {epoch})", body.epoch),
             ));
         }
-        if now_unix() >= body.not_after {
+        if smqtt_wire::UnixTime::now().as_secs() >= body.not_after {
             return Err(refuse(RefusalReason::Expired, "credential expired"));
         }
         Ok(())
@@ -416,7 +330,7 @@ impl Gate {
         if let (true, Role::Device(connected)) = (self.enforcement, client.role()) {
             // A revoked (or expired) device reads nothing new: its subscriptions end with its epoch.
             self.refresh_epoch();
-            let renewed = self.renewals.known(connected, self.current_epoch(), now_unix());
+            let renewed = self.renewals.known(connected, self.current_epoch(), smqtt_wire::UnixTime::now().as_secs());
             self.credential_current(renewed.as_ref().unwrap_or(connected))?;
         }
         if self.enforcement && matches!(client.role(), Role::Anonymous) {
@@ -557,7 +471,7 @@ impl Gate {
                     self.current_epoch(),
                     payload,
                     self.authority.as_ref(),
-                    now_unix(),
+                    smqtt_wire::UnixTime::now().as_secs(),
                 );
                 let credential = renewed.as_ref().unwrap_or(connected);
                 self.credential_current(credential)?;
@@ -571,7 +485,10 @@ impl Gate {
                     // Honest publishers sign retained envelopes (they carry the capsule); an unsigned retained one
                     // would be redelivered to every subscriber outside the replay window's reach.
                     let unsigned_ok = !retain && self.unsigned.iter().any(|f| f.matches(topic));
-                    check_envelope(credential, topic, payload, retain, unsigned_ok, self.verify_signatures)?;
+                    let verify = self.verify_signatures;
+                    client.with_roots(|roots| {
+                        check_envelope(credential, topic, payload, retain, unsigned_ok, verify, roots)
+                    })?;
                 }
                 Ok(None)
             }
@@ -583,19 +500,4 @@ impl Gate {
         let statement_at = self.epochs.as_ref().map_or(0, |e| e.statement_issued_at());
         self.metrics.text(self.enforcement, self.current_epoch(), statement_at)
     }
-}
-
-/// `[topics] unsigned`: each filter must lie inside a protected one, where the gate binds envelopes to their
-/// publisher's connection; elsewhere nothing would check who published an unsigned envelope.
-fn unsigned_filters(unsigned: &[String], protected: &[String]) -> Result<Vec<TopicFilter>, GateError> {
-    let parsed = filters(unsigned, "[topics] unsigned")?;
-    for f in &parsed {
-        if !protected.iter().any(|p| filter_within(f.as_str(), p)) {
-            return Err(config_error(format!(
-                "[topics] unsigned filter {:?} is not inside a protected filter",
-                f.as_str()
-            )));
-        }
-    }
-    Ok(parsed)
 }

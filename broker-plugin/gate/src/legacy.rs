@@ -9,12 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use sha2::{Digest, Sha256};
-use smqtt_authority_api::{Client, Pinned};
 use smqtt_session::{IdentityStore, Sealer, SessionPolicy, UnixTime};
 use smqtt_wire::TopicFilter;
 use subtle::ConstantTimeEq;
 
 use crate::config::{covered, filters, LegacyFile, SealRule};
+use crate::link::AuthorityLink;
 use crate::refusal::{GateError, Refusal, RefusalReason};
 use crate::throttle::{Source, Throttle};
 
@@ -139,6 +139,8 @@ pub(crate) struct Sealing {
     renewing: Arc<AtomicBool>,
     /// The FAME parameter set of the identity (pinned in its store at enrollment).
     params_id: [u8; 32],
+    /// The host's way to the authority; without one the store is renewed beside the broker (`smqtt follow`).
+    link: Option<Arc<dyn AuthorityLink>>,
 }
 
 fn mtime(path: &Path) -> Option<SystemTime> {
@@ -171,34 +173,19 @@ fn load_sealer(store: &Path, rules: &[SealRule]) -> Result<(Sealer, u64), GateEr
     Ok((sealer, epoch))
 }
 
-/// Renews the broker's sealing identity at the authority its store names: the answer must verify under the
-/// pinned authority key and name the pinned parameters; the store refuses an older epoch.
-fn renew_identity(store: &IdentityStore) -> Result<(), String> {
-    let (authority_key, public_key) = (store.authority_key(), store.public_key());
-    let (authority_key, public_key) =
-        (authority_key.map_err(|e| e.to_string())?, public_key.map_err(|e| e.to_string())?);
-    let url = store.authority_url().map_err(|e| e.to_string())?;
-    let client = match store.authority_ca_pem().map_err(|e| e.to_string())? {
-        Some(pem) => Client::with_ca_pem(&url, &pem).map_err(|e| e.to_string())?,
-        None => Client::new(&url),
-    };
-    let (device_id, signing_key) =
-        (store.device_id().map_err(|e| e.to_string())?, store.signing_key().map_err(|e| e.to_string())?);
-    let pinned = Pinned { verifying_key: &authority_key, public_key: &public_key };
-    let keys = client
-        .request_key_pinned(pinned, &device_id, &signing_key, &mut rand_core::OsRng)
-        .map_err(|e| e.to_string())?;
-    store.save_renewal(&keys.user_key, &keys.credential, &keys.statement).map_err(|e| e.to_string())
-}
-
 impl Sealing {
-    pub(crate) fn new(store: PathBuf, rules: Vec<SealRule>) -> Result<Sealing, GateError> {
+    pub(crate) fn new(
+        store: PathBuf,
+        rules: Vec<SealRule>,
+        link: Option<Arc<dyn AuthorityLink>>,
+    ) -> Result<Sealing, GateError> {
         let (sealer, epoch) = load_sealer(&store, &rules)?;
         let public_key = IdentityStore::at(&store).public_key().map_err(|e| GateError::Identity(e.to_string()))?;
         let params_id = *public_key.id().as_bytes();
         let state =
             SealState { sealer, epoch, credential_mtime: mtime(&store.join("credential")), checked: Instant::now() };
-        Ok(Sealing { rules, store, state: Mutex::new(state), renewing: Arc::new(AtomicBool::new(false)), params_id })
+        let renewing = Arc::new(AtomicBool::new(false));
+        Ok(Sealing { rules, store, state: Mutex::new(state), renewing, params_id, link })
     }
 
     /// The FAME parameter set the broker's identity belongs to.
@@ -226,8 +213,9 @@ impl Sealing {
     }
 
     /// Called whenever the gate learns the epoch in force: an identity of an older epoch renews itself at the
-    /// authority (on a thread of its own, one renewal at a time; the store's signed answers are checked against
-    /// the authority key it pinned at enrollment).
+    /// authority through the host's link (on a thread of its own, one renewal at a time; the link checks the
+    /// answers against the authority key the store pinned at enrollment). Without a link the gate waits for
+    /// the store to be renewed beside it and reloads it then.
     pub(crate) fn follow(&self, epoch: u64) {
         let behind = match self.state.lock() {
             Ok(mut state) if state.epoch < epoch => {
@@ -236,12 +224,15 @@ impl Sealing {
             }
             _ => false,
         };
+        let Some(link) = &self.link else { return };
         if !behind || self.renewing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (store, renewing) = (self.store.clone(), Arc::clone(&self.renewing));
+        let (store, renewing, link) = (self.store.clone(), Arc::clone(&self.renewing), Arc::clone(link));
         let spawned = std::thread::Builder::new().name("smqtt-seal-renew".into()).spawn(move || {
-            let _ = renew_identity(&IdentityStore::at(&store));
+            if let Err(error) = link.renew_identity(&store) {
+                tracing::warn!(store = %store.display(), %error, "renewing the broker's sealing identity failed");
+            }
             // Failures are retried at the next epoch check (a renewal refused by the authority stays refused).
             std::thread::sleep(RENEW_RETRY);
             renewing.store(false, Ordering::Release);

@@ -90,7 +90,8 @@
 //! min_epoch = 0                         # credentials of older epochs are refused
 //! epoch_file = "epoch.statement"        # optional: a signed epoch statement (smqtt-authority epoch statement);
 //!                                       # re-read at most every second, or the url's cache when url is set
-//! url = "http://127.0.0.1:8740"         # optional: follow the authority itself (GET /v1/epoch, signed)
+//! url = "http://127.0.0.1:8740"         # optional, smqtt-broker only: follow the authority itself (GET
+//!                                       # /v1/epoch, signed); the Mosquitto plugin: `smqtt follow` + epoch_file
 //! epoch_poll_secs = 10                  # how often url is polled
 //! clock_skew_secs = 120                 # CONNECT token freshness
 //! deny_devices = []                     # device ids refused outright
@@ -137,6 +138,7 @@ mod epoch;
 mod filters;
 mod gate;
 mod legacy;
+mod link;
 mod metrics;
 mod refusal;
 mod registry;
@@ -148,5 +150,6 @@ pub use client_ids::{anonymous_client_id, ANONYMOUS_PREFIX, LEGACY_PREFIX};
 pub use config::DEFAULT_MAX_PAYLOAD;
 pub use filters::filters_overlap;
 pub use gate::Gate;
+pub use link::{AuthorityLink, LinkError};
 pub use refusal::{GateError, PublishDecision, Refusal, RefusalReason};
 pub use session::{ClientSession, Role};

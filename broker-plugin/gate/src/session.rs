@@ -1,8 +1,11 @@
 //! Who is connected: the result of [`Gate::authenticate`](crate::Gate::authenticate).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use smqtt_wire::{TopicFilter, VerifiedCredential};
+use smqtt_wire::{BatchRoots, TopicFilter, VerifiedCredential};
+
+/// Batch roots (`docs/wire.md` §6.6) remembered per connection: its publisher's recent bursts.
+const ROOTS_PER_SESSION: usize = 8;
 
 /// What a connected client is.
 #[derive(Clone, Debug)]
@@ -43,6 +46,8 @@ struct Inner {
     client_id: String,
     username: Option<String>,
     role: Role,
+    /// Batch roots whose signature verified on this connection: the rest of a burst costs hashing only.
+    roots: Mutex<BatchRoots>,
 }
 
 /// A connected client as the gate sees it. Cheap to clone (shared), `Send + Sync`.
@@ -51,7 +56,12 @@ pub struct ClientSession(Arc<Inner>);
 
 impl ClientSession {
     pub(crate) fn new(client_id: &str, username: Option<&str>, role: Role) -> ClientSession {
-        ClientSession(Arc::new(Inner { client_id: client_id.to_owned(), username: username.map(str::to_owned), role }))
+        ClientSession(Arc::new(Inner {
+            client_id: client_id.to_owned(),
+            username: username.map(str::to_owned),
+            role,
+            roots: Mutex::new(BatchRoots::new(ROOTS_PER_SESSION)),
+        }))
     }
 
     /// The MQTT client id it connected with.
@@ -67,6 +77,12 @@ impl ClientSession {
     /// Whether `other` is this very session (not merely one with the same client id).
     pub(crate) fn same(&self, other: &ClientSession) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Runs `f` with this connection's verified batch roots (one connection's publishes are checked one at a
+    /// time, so the lock is not contended).
+    pub(crate) fn with_roots<R>(&self, f: impl FnOnce(&mut BatchRoots) -> R) -> R {
+        f(&mut self.0.roots.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// What it is.

@@ -1,5 +1,6 @@
 //! Envelope parsing never panics; whatever parses, verifies and opens under the fixture keys re-seals to exactly
-//! the input (the encoding is canonical, ChaCha20-Poly1305 and Ed25519 are deterministic).
+//! the input (the encoding is canonical, ChaCha20-Poly1305 and Ed25519 are deterministic); a batch-signed one
+//! (§6.6) verifies with a cache of roots exactly when it verifies without, the root cached or not.
 //!
 //! The keys and topic are those of `wire/tests/common/envelope.rs`: the publisher key of seed 0x22 × 32 and the
 //! data key of its seeded FAME encapsulation, which made the seed corpus's valid envelopes (written by
@@ -8,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smqtt_wire::{seal_envelope, EnvelopeParts, ParsedEnvelope, ReplayWindow, SessionKey, SigningKey};
+use smqtt_wire::{seal_envelope, BatchRoots, EnvelopeParts, ParsedEnvelope, ReplayWindow, SessionKey, SigningKey};
 
 const TOPIC: &str = "plant/berlin/hall-3/temperature";
 /// The fixture session's data key (`docs/vectors/wire/envelope-ok.txt`).
@@ -31,6 +32,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let publisher = SigningKey::from_bytes(&[0x22; 32]);
     let signed = envelope.verify_signature(TOPIC, &publisher.verifying_key()).is_ok();
+    let mut roots = BatchRoots::new(2);
+    for _ in 0..2 {
+        let cached = envelope.verify_signature_cached(TOPIC, &publisher.verifying_key(), &mut roots).is_ok();
+        assert_eq!(cached, signed, "the root cache changed the verdict");
+    }
     // Whatever the key id, try the fixture data key under it: that reaches the AEAD for every input.
     let key = SessionKey::from_raw_for_tests(&data_key(), envelope.key_id());
     let Ok(plaintext) = envelope.open_unverified(TOPIC, &key) else { return };
@@ -38,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let mut replay = ReplayWindow::new(2);
     assert!(replay.check_and_record(envelope.publisher(), envelope.key_id(), envelope.sequence()).is_ok());
     assert!(replay.check_and_record(envelope.publisher(), envelope.key_id(), envelope.sequence()).is_err());
-    if signed {
+    if signed && envelope.batch_position().is_none() {
         let parts = EnvelopeParts {
             publisher: envelope.publisher(),
             sequence: envelope.sequence(),

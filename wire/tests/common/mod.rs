@@ -163,4 +163,5 @@ pub fn parse(text: &str) -> (BTreeMap<String, String>, Vec<u8>) {
     (fields, unhex(payload))
 }
 
+pub mod batch_vectors;
 pub mod envelope;
