@@ -230,6 +230,7 @@ impl Endpoint {
                 client.publish(topic, qos(level), false, payload.to_vec()).await.map_err(|e| e.to_string())
             }
             Endpoint::Smqtt(client) => {
+                let level = smqtt_client::QoS::try_from(level).map_err(|e| e.to_string())?;
                 client.publish(topic, policy, level, false, payload).await.map_err(|e| e.to_string())
             }
         }
@@ -238,7 +239,10 @@ impl Endpoint {
     async fn subscribe(&self, topic: &str, level: u8) -> Result<(), String> {
         match self {
             Endpoint::Plain(client) => client.subscribe(topic, qos(level)).await.map_err(|e| e.to_string()),
-            Endpoint::Smqtt(client) => client.subscribe(topic, level).await.map_err(|e| e.to_string()),
+            Endpoint::Smqtt(client) => {
+                let level = smqtt_client::QoS::try_from(level).map_err(|e| e.to_string())?;
+                client.subscribe(topic, level).await.map_err(|e| e.to_string())
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use smqtt_client::{ClientConfig, DeviceStore, Error, TlsConfig};
+use smqtt_client::{ClientConfig, DeviceStore, Error, QoS, TlsConfig};
 
 /// SMQTT: end-to-end confidential MQTT with attribute-based encryption.
 #[derive(Debug, Parser)]
@@ -223,8 +223,8 @@ enum Command {
         #[arg(short, long)]
         lines: bool,
         /// QoS 0, 1 or 2.
-        #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
-        qos: u8,
+        #[arg(short, long, default_value_t = QoS::AtMostOnce, value_parser = parse_qos)]
+        qos: QoS,
         /// Retain.
         #[arg(short, long)]
         retain: bool,
@@ -240,8 +240,8 @@ enum Command {
         #[arg(short, long, required = true)]
         topic: Vec<String>,
         /// QoS.
-        #[arg(short, long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
-        qos: u8,
+        #[arg(short, long, default_value_t = QoS::AtMostOnce, value_parser = parse_qos)]
+        qos: QoS,
         /// `topic [publisher] payload` per line, each escaped (`\\`, `\n`, `\r`, `\t`, `\xNN` for other control
         /// characters and non-UTF-8 bytes).
         #[arg(short, long)]
@@ -273,6 +273,12 @@ impl From<Error> for Failure {
         };
         Failure(error.to_string(), code)
     }
+}
+
+/// `--qos`: 0, 1 or 2.
+fn parse_qos(text: &str) -> Result<QoS, String> {
+    let level: u8 = text.parse().map_err(|_| format!("`{text}` is not 0, 1 or 2"))?;
+    QoS::try_from(level).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

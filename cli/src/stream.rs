@@ -89,7 +89,7 @@ pub(crate) struct Publication<'a> {
     pub(crate) client: &'a SmqttClient,
     pub(crate) topic: &'a str,
     pub(crate) policy: &'a Policy,
-    pub(crate) qos: u8,
+    pub(crate) qos: smqtt_client::QoS,
     pub(crate) retain: bool,
 }
 
@@ -162,7 +162,7 @@ pub(crate) async fn subscribe(
     client: &SmqttClient,
     broker: &Broker,
     filters: &[String],
-    qos: u8,
+    qos: smqtt_client::QoS,
 ) -> Result<(), Failure> {
     let mut acks = Vec::new();
     for filter in filters {

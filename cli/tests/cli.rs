@@ -1,19 +1,18 @@
 //! The `smqtt` binary end to end: enroll, sub, pub through Mosquitto, with its exit codes.
 
-#[path = "../../client-sdk/tests/common/mod.rs"]
-mod common;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
 use smqtt_authority_api::NewDevice;
+use smqtt_testkit::mosquitto::MosquittoConfig;
+use smqtt_testkit::TestAuthority;
 
 const BIN: &str = env!("CARGO_BIN_EXE_smqtt");
 
 #[test]
 fn enroll_sub_pub_and_refusals() {
-    let broker = common::start_mosquitto();
-    let world = common::World::new(broker.addr);
+    let broker = MosquittoConfig::plain().log_subscriptions().start();
+    let world = TestAuthority::new();
     let token = |id: &str, attrs: &str, publish: &[&str]| {
         world
             .admin

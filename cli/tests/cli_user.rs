@@ -1,9 +1,6 @@
 //! `smqtt pub` / `smqtt sub` as a user scripts them: exit codes that mean what they say, acknowledgements,
 //! streamed lines, byte-exact output, a ready line, refused CONNECTs reported (and a stale credential renewed).
 
-#[path = "../../client-sdk/tests/common/mod.rs"]
-mod common;
-
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -12,6 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use smqtt_testkit::TestAuthority;
 
 const BIN: &str = env!("CARGO_BIN_EXE_smqtt");
 const WAIT: Duration = Duration::from_secs(15);
@@ -21,7 +19,7 @@ fn smqtt(store: &Path, args: &[&str]) -> Output {
 }
 
 /// A device enrolled into its own store; the store's directory.
-fn store_of(world: &common::World, id: &str, attributes: &str, publish: &[&str]) -> PathBuf {
+fn store_of(world: &TestAuthority, id: &str, attributes: &str, publish: &[&str]) -> PathBuf {
     world.device(id, attributes, publish);
     world.dir.path().join(format!("store-{id}"))
 }
@@ -63,7 +61,7 @@ fn closed_port() -> u16 {
 
 #[test]
 fn unreachable_silent_and_unacknowledging_brokers_never_exit_0() {
-    let world = common::World::new(common::start_rumqttd());
+    let world = TestAuthority::new();
     let store = store_of(&world, "cli-lonely", "role:sensor", &["t/#"]);
     let publish = |port: u16, qos: &str| {
         let port = port.to_string();
@@ -149,8 +147,8 @@ impl Drop for Sub {
 
 #[test]
 fn output_is_byte_exact_streamed_and_escaped() {
-    let broker = common::start_rumqttd();
-    let world = common::World::new(broker);
+    let broker = smqtt_testkit::rumqttd::start_rumqttd();
+    let world = TestAuthority::new();
     let pub_store = store_of(&world, "cli-writer", "role:sensor", &["t/#"]);
     let sub_store = store_of(&world, "cli-reader", "role:operator", &[]);
     let port = broker.port();
@@ -236,7 +234,7 @@ fn unescaped(text: &[u8]) -> Vec<u8> {
 }
 
 /// smqtt-broker with the gate, following the authority's epoch every second; `t/#` protected.
-fn gated_broker(world: &common::World, dir: &Path) -> smqtt_broker::RunningBroker {
+fn gated_broker(world: &TestAuthority, dir: &Path) -> smqtt_broker::RunningBroker {
     let gate = format!(
         "[v4]\nlisten = \"127.0.0.1:0\"\n[gate.authority]\nverifying_key = {:?}\nurl = {:?}\nepoch_poll_secs = 1\n\
          [gate.topics]\nprotected = [\"t/#\"]\n",
@@ -249,7 +247,7 @@ fn gated_broker(world: &common::World, dir: &Path) -> smqtt_broker::RunningBroke
 
 #[test]
 fn refused_connects_are_reported_and_a_stale_credential_is_renewed() {
-    let world = common::World::new("127.0.0.1:1".parse().expect("addr"));
+    let world = TestAuthority::new();
     let stale = store_of(&world, "cli-stale", "role:sensor", &["t/#"]);
     let gone = store_of(&world, "cli-gone", "role:operator", &[]);
     let dir = tempfile::tempdir().expect("dir");
@@ -312,7 +310,7 @@ impl Relay {
 
 #[test]
 fn a_running_sub_reports_the_lost_connection_and_ends_when_its_reconnect_is_refused() {
-    let world = common::World::new("127.0.0.1:1".parse().expect("addr"));
+    let world = TestAuthority::new();
     let victim = store_of(&world, "cli-victim", "role:operator", &[]);
     let dir = tempfile::tempdir().expect("dir");
     let broker = gated_broker(&world, dir.path());

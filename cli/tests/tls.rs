@@ -1,16 +1,13 @@
 //! `smqtt pub` / `smqtt sub` over mqtts://: a private CA, the system's roots, client certificates, and one-line
 //! refusals for every TLS mistake a user makes.
 
-#[path = "../../client-sdk/tests/common/mod.rs"]
-mod common;
-#[path = "../../client-sdk/tests/tls_support/mod.rs"]
-mod tls_support;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tls_support::Ca;
+use smqtt_testkit::mosquitto::MosquittoConfig;
+use smqtt_testkit::tls::Ca;
+use smqtt_testkit::TestAuthority;
 
 /// A refusal that is reported within this time, not after a timeout.
 const QUICK: Duration = Duration::from_secs(5);
@@ -37,14 +34,16 @@ fn cli_pub_sub_over_mqtts_with_cafile_system_roots_and_client_certificates() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::new("ca", dir.path());
     let rogue = Ca::new("rogue", dir.path());
-    let broker = tls_support::mosquitto(&ca, &ca.server("mosquitto", &["localhost"]), true);
-    let world = common::World::new(broker.tls);
+    let server = ca.server("mosquitto", &["localhost"]);
+    let broker = MosquittoConfig::plain().tls(&ca.file, &server.cert, &server.key, true).verbose().start();
+    let tls_port = broker.tls.expect("the TLS listener").port();
+    let world = TestAuthority::new();
     world.device("tcli-pub", "role:sensor", &["t/#"]);
     world.device("tcli-sub", "role:operator", &[]);
     let (pub_store, sub_store) = (world.dir.path().join("store-tcli-pub"), world.dir.path().join("store-tcli-sub"));
     let pub_cert = ca.client("cli-pub", "tcli-pub");
     let sub_cert = ca.client("cli-sub", "tcli-sub");
-    let url = format!("mqtts://localhost:{}", broker.tls.port());
+    let url = format!("mqtts://localhost:{tls_port}");
     let s = |p: &Path| p.display().to_string();
     let (ca_file, sub_crt, sub_key) = (s(&ca.file), s(&sub_cert.cert), s(&sub_cert.key));
     let sub = Command::new(BIN)
@@ -65,8 +64,8 @@ fn cli_pub_sub_over_mqtts_with_cafile_system_roots_and_client_certificates() {
         &pub_store,
         &[],
     );
-    assert!(out.status.success(), "{out:?}\n{}", broker.log());
-    let port = broker.tls.port().to_string();
+    assert!(out.status.success(), "{out:?}\n{}", broker.log_text());
+    let port = tls_port.to_string();
     let by_address = ["pub", "-H", "127.0.0.1", "-p", &port, "--tls-use-os-certs", "--tls-server-name", "localhost"];
     let out = run(
         &[&by_address[..], &tls_args, &message, &["via system roots"]].concat(),

@@ -16,7 +16,7 @@ use rumqttc::{AsyncClient, MqttOptions};
 use smqtt_abe::Policy;
 use tokio::sync::{mpsc, watch};
 
-use smqtt_session::{Identity, Opener, OpenerLimits, Sealer, SessionPolicy, UnixTime};
+use smqtt_session::{Identity, Opener, OpenerLimits, QoS, Sealer, SessionPolicy, UnixTime};
 
 use crate::delivery::{Delivery, Pipeline};
 use crate::error::{Cause, Error};
@@ -168,7 +168,7 @@ pub struct SmqttClient {
     publishing: Arc<Mutex<Publishing>>,
     /// Publishes wait here for the sealing task, which signs what queued together as one batch.
     outbox: outbox::Outbox,
-    filters: Arc<Mutex<Vec<(String, u8)>>>,
+    filters: Arc<Mutex<Vec<(String, QoS)>>>,
     auth: Arc<Mutex<ConnectAuth>>,
     pipeline: Pipeline,
     link: watch::Receiver<Link>,
@@ -352,11 +352,11 @@ impl SmqttClient {
         &self,
         topic: &str,
         policy: &Policy,
-        qos_level: u8,
+        qos: QoS,
         retain: bool,
         payload: &[u8],
     ) -> Result<(), Error> {
-        self.seal_and_publish(topic, policy, qos_level, retain, payload, false).await.map(drop)
+        self.seal_and_publish(topic, policy, qos, retain, payload, false).await.map(drop)
     }
 
     /// [`publish`](Self::publish), returning the broker's [`Acknowledgement`] to wait for: exit codes and
@@ -368,18 +368,18 @@ impl SmqttClient {
         &self,
         topic: &str,
         policy: &Policy,
-        qos_level: u8,
+        qos: QoS,
         retain: bool,
         payload: &[u8],
     ) -> Result<Acknowledgement, Error> {
-        self.seal_and_publish(topic, policy, qos_level, retain, payload, true).await?.ok_or(Error::Closed)
+        self.seal_and_publish(topic, policy, qos, retain, payload, true).await?.ok_or(Error::Closed)
     }
 
     async fn seal_and_publish(
         &self,
         topic: &str,
         policy: &Policy,
-        qos_level: u8,
+        qos: QoS,
         retain: bool,
         payload: &[u8],
         wanted: bool,
@@ -406,7 +406,7 @@ impl SmqttClient {
             topic: topic.to_owned(),
             policy: policy.clone(),
             payload: payload.to_vec(),
-            qos_level,
+            qos,
             retain,
             slot,
         };
@@ -418,8 +418,8 @@ impl SmqttClient {
     ///
     /// # Errors
     /// [`Error::Topic`], [`Error::Closed`].
-    pub async fn subscribe(&self, filter: &str, qos_level: u8) -> Result<(), Error> {
-        self.subscribe_filter(filter, qos_level, false).await.map(drop)
+    pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<(), Error> {
+        self.subscribe_filter(filter, qos, false).await.map(drop)
     }
 
     /// [`subscribe`](Self::subscribe), returning the broker's SUBACK as an [`Acknowledgement`]
@@ -427,21 +427,16 @@ impl SmqttClient {
     ///
     /// # Errors
     /// As [`subscribe`](Self::subscribe).
-    pub async fn subscribe_acknowledged(&self, filter: &str, qos_level: u8) -> Result<Acknowledgement, Error> {
-        self.subscribe_filter(filter, qos_level, true).await?.ok_or(Error::Closed)
+    pub async fn subscribe_acknowledged(&self, filter: &str, qos: QoS) -> Result<Acknowledgement, Error> {
+        self.subscribe_filter(filter, qos, true).await?.ok_or(Error::Closed)
     }
 
-    async fn subscribe_filter(
-        &self,
-        filter: &str,
-        qos_level: u8,
-        wanted: bool,
-    ) -> Result<Option<Acknowledgement>, Error> {
+    async fn subscribe_filter(&self, filter: &str, qos: QoS, wanted: bool) -> Result<Option<Acknowledgement>, Error> {
         smqtt_wire::TopicFilter::new(filter).map_err(|e| Error::Topic(e.to_string()))?;
         if let Ok(mut filters) = self.filters.lock() {
-            filters.push((filter.to_owned(), qos_level.min(2)));
+            filters.push((filter.to_owned(), qos));
         }
-        self.mqtt.subscribe(filter, qos_level, wanted).await
+        self.mqtt.subscribe(filter, qos, wanted).await
     }
 
     /// The authority epoch this client currently publishes for and accepts from.

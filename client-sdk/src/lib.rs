@@ -8,13 +8,13 @@
 //! get each refusal as a typed [`MessageError`] while the stream goes on.
 //!
 //! ```no_run
-//! use smqtt_client::{ClientConfig, DeviceStore, SmqttClient};
+//! use smqtt_client::{ClientConfig, DeviceStore, QoS, SmqttClient};
 //! # async fn run() -> Result<(), smqtt_client::Error> {
 //! let identity = DeviceStore::at("device-store".as_ref()).load()?;
 //! let (client, mut messages) = SmqttClient::connect(identity, &ClientConfig::new("127.0.0.1", 1883))?;
-//! client.subscribe("plant/berlin/#", 1).await?;
+//! client.subscribe("plant/berlin/#", QoS::AtLeastOnce).await?;
 //! let policy = smqtt_abe::Policy::parse("site:berlin and (role:operator or role:admin)").expect("policy");
-//! client.publish("plant/berlin/line1/temp", &policy, 1, false, b"23.5 C").await?;
+//! client.publish("plant/berlin/line1/temp", &policy, QoS::AtLeastOnce, false, b"23.5 C").await?;
 //! while let Some(delivery) = messages.next().await {
 //!     match delivery {
 //!         Ok(message) => println!("{} from {}: {:?}", message.topic(), message.publisher(), message.payload()),

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use smqtt_abe::Policy;
-use smqtt_client::{MessageError, SmqttClient};
+use smqtt_client::{MessageError, QoS, SmqttClient};
 use smqtt_wire::ParsedEnvelope;
 
 use common::{raw_subscriber, subscribed, WAIT};
@@ -28,14 +28,17 @@ async fn bursts_are_batch_signed_every_message_opens_and_a_lone_one_is_not_held_
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     let (op, mut op_rx) = SmqttClient::connect(operator, &config).expect("connect");
     publisher.wait_connected(WAIT).await.expect("publisher up");
-    subscribed(&op, "burst/#", 1).await;
+    subscribed(&op, "burst/#", QoS::AtLeastOnce).await;
     let (raw, mut raw_rx) = raw_subscriber(broker, "observer-b", "burst/#", rumqttc::QoS::AtLeastOnce).await;
 
     let policy = Policy::parse("role:operator").expect("policy");
     const N: usize = 400;
     for i in 0..N {
         let text = format!("reading {i}");
-        publisher.publish(&format!("burst/{}", i % 4), &policy, 1, false, text.as_bytes()).await.expect("publish");
+        publisher
+            .publish(&format!("burst/{}", i % 4), &policy, QoS::AtLeastOnce, false, text.as_bytes())
+            .await
+            .expect("publish");
     }
     // The subscriber opens all of them, in order, once.
     for i in 0..N {
@@ -56,7 +59,7 @@ async fn bursts_are_batch_signed_every_message_opens_and_a_lone_one_is_not_held_
     // A lone publish after a pause: an ordinary signed envelope, delivered at once.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    publisher.publish("burst/lone", &policy, 1, false, b"alone").await.expect("publish");
+    publisher.publish("burst/lone", &policy, QoS::AtLeastOnce, false, b"alone").await.expect("publish");
     let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("opened");
     assert_eq!(message.payload(), b"alone");
     assert!(started.elapsed() < Duration::from_secs(1), "held back {:?}", started.elapsed());

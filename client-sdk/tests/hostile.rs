@@ -61,13 +61,13 @@ async fn replays_through_the_retain_flag_are_refused() {
 
     let (_spy, mut captured) = raw_subscriber(broker, "spy", "site/#", QoS::AtMostOnce).await;
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
-    subscribed(&sub, "site/#", 1).await;
+    subscribed(&sub, "site/#", smqtt_client::QoS::AtLeastOnce).await;
     sub.wait_connected(WAIT).await.expect("connected");
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     publisher.wait_connected(WAIT).await.expect("connected");
 
-    publisher.publish("site/a/live", &p, 1, false, b"door unlocked").await.expect("live");
-    publisher.publish("site/a/state", &p, 1, true, b"armed").await.expect("retained");
+    publisher.publish("site/a/live", &p, smqtt_client::QoS::AtLeastOnce, false, b"door unlocked").await.expect("live");
+    publisher.publish("site/a/state", &p, smqtt_client::QoS::AtLeastOnce, true, b"armed").await.expect("retained");
     let live = captured.recv().await.expect("captured live");
     let retained = captured.recv().await.expect("captured retained");
     assert_eq!(live.topic, "site/a/live");
@@ -91,7 +91,7 @@ async fn replays_through_the_retain_flag_are_refused() {
     let mut late_config = config.clone();
     late_config.client_id = Some("reader-late".into());
     let (late, mut late_rx) = SmqttClient::connect(late_reader, &late_config).expect("connect");
-    late.subscribe("site/#", 1).await.expect("sub");
+    late.subscribe("site/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     let first = drain(&mut late_rx, Duration::from_millis(800)).await;
     let shown: Vec<_> = first.iter().filter_map(|d| d.as_ref().ok()).collect();
     assert_eq!(shown.len(), 1, "{:?}", kinds(&first));
@@ -102,7 +102,7 @@ async fn replays_through_the_retain_flag_are_refused() {
         kinds(&first)
     );
     // Subscribing again makes the broker deliver the retained messages again: nothing is shown twice.
-    late.subscribe("site/a/#", 1).await.expect("sub again");
+    late.subscribe("site/a/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub again");
     attacker.publish("site/a/state", QoS::AtLeastOnce, true, retained.payload.to_vec()).await.expect("inject");
     let again = drain(&mut late_rx, Duration::from_millis(800)).await;
     assert!(!again.is_empty());
@@ -115,11 +115,11 @@ async fn replays_through_the_retain_flag_are_refused() {
     aged_config.client_id = Some("reader-aged".into());
     aged_config.limits = OpenerLimits { max_message_age: Duration::from_secs(1), ..OpenerLimits::default() };
     let (aged, mut aged_rx) = SmqttClient::connect(aged_reader, &aged_config).expect("connect");
-    aged.subscribe("site/a/state", 1).await.expect("sub");
+    aged.subscribe("site/a/state", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     let old = aged_rx.next_timeout(WAIT).await.expect("the retained copy is delivered");
     assert!(matches!(old, Err(MessageError::Stale { .. })), "{old:?}");
     // …while a fresh message still is.
-    publisher.publish("site/a/state", &p, 1, true, b"disarmed").await.expect("retained");
+    publisher.publish("site/a/state", &p, smqtt_client::QoS::AtLeastOnce, true, b"disarmed").await.expect("retained");
     let fresh = aged_rx.next_timeout(WAIT).await.expect("delivery").expect("a fresh message opens");
     assert_eq!(fresh.payload(), b"disarmed");
     common::finish(world).await;
@@ -169,7 +169,7 @@ async fn a_capsule_flood_does_not_hold_up_another_publisher() {
         .collect();
 
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
-    subscribed(&sub, "plant/#", 0).await;
+    subscribed(&sub, "plant/#", smqtt_client::QoS::AtMostOnce).await;
     sub.wait_connected(WAIT).await.expect("connected");
     let (publisher, _) = SmqttClient::connect(honest, &config).expect("connect");
     publisher.wait_connected(WAIT).await.expect("connected");
@@ -183,7 +183,10 @@ async fn a_capsule_flood_does_not_hold_up_another_publisher() {
     // when it has arrived.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = Instant::now();
-    publisher.publish("plant/hall/temp", &policy("role:operator"), 0, false, b"21.5").await.expect("publish");
+    publisher
+        .publish("plant/hall/temp", &policy("role:operator"), smqtt_client::QoS::AtMostOnce, false, b"21.5")
+        .await
+        .expect("publish");
     let mut flood_refusals = Vec::new();
     let delay = loop {
         match rx.next_timeout(WAIT).await.expect("the honest message arrives") {

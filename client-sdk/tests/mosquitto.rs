@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use common::{subscribed, WAIT};
 use smqtt_abe::Policy;
-use smqtt_client::{MessageError, SmqttClient};
+use smqtt_client::{MessageError, QoS, SmqttClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_mosquitto_with_mosquitto_clients_beside() {
@@ -25,8 +25,8 @@ async fn through_mosquitto_with_mosquitto_clients_beside() {
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     let (op, mut op_rx) = SmqttClient::connect(operator, &config).expect("connect");
     let (int, mut int_rx) = SmqttClient::connect(intern, &config).expect("connect");
-    subscribed(&op, "plant/#", 1).await;
-    subscribed(&int, "plant/berlin/+/temp", 1).await;
+    subscribed(&op, "plant/#", QoS::AtLeastOnce).await;
+    subscribed(&int, "plant/berlin/+/temp", QoS::AtLeastOnce).await;
     // A plain mosquitto_sub on the same topics: it must see only ciphertext.
     let spy = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &addr.port().to_string(), "-t", "plant/#", "-C", "1", "-W", "10"])
@@ -37,7 +37,10 @@ async fn through_mosquitto_with_mosquitto_clients_beside() {
     tokio::task::block_in_place(|| broker.wait_subscribed("smqtt-spy", "plant/#"));
 
     let policy = Policy::parse("site:berlin and role:operator").expect("policy");
-    publisher.publish("plant/berlin/line1/temp", &policy, 1, true, b"secret 23.5 C").await.expect("publish");
+    publisher
+        .publish("plant/berlin/line1/temp", &policy, QoS::AtLeastOnce, true, b"secret 23.5 C")
+        .await
+        .expect("publish");
     let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("operator reads");
     assert_eq!(message.payload(), b"secret 23.5 C");
     assert!(matches!(int_rx.next_timeout(WAIT).await.expect("delivery"), Err(MessageError::NotAuthorised { .. })));
@@ -70,7 +73,7 @@ async fn through_mosquitto_with_mosquitto_clients_beside() {
     // A late joiner gets the retained message, which carries its capsule.
     let (_, late) = tokio::task::block_in_place(|| world.device("op-late", "role:operator, site:berlin", &[]));
     let (late_client, mut late_rx) = SmqttClient::connect(late, &config).expect("connect");
-    late_client.subscribe("plant/berlin/#", 1).await.expect("sub");
+    late_client.subscribe("plant/berlin/#", QoS::AtLeastOnce).await.expect("sub");
     let retained = late_rx.next_timeout(WAIT).await.expect("delivery").expect("retained opens");
     assert_eq!(retained.payload(), b"secret 23.5 C");
     assert!(retained.retain());

@@ -3,7 +3,7 @@
 mod common;
 
 use smqtt_abe::Policy;
-use smqtt_client::{MessageError, SmqttClient};
+use smqtt_client::{MessageError, QoS, SmqttClient};
 
 use common::{raw_subscriber, subscribed, WAIT};
 
@@ -30,13 +30,13 @@ async fn authorised_read_others_refused_wildcards_qos_tampering_and_replay() {
     let (op, mut op_rx) = SmqttClient::connect(operator, &config).expect("connect");
     let (int, mut int_rx) = SmqttClient::connect(intern, &config).expect("connect");
     let (evil, _) = SmqttClient::connect(mallory, &config).expect("connect");
-    subscribed(&op, "plant/+/line1/#", 1).await;
-    subscribed(&int, "plant/#", 0).await;
+    subscribed(&op, "plant/+/line1/#", QoS::AtLeastOnce).await;
+    subscribed(&int, "plant/#", QoS::AtMostOnce).await;
     let (raw, mut raw_rx) = raw_subscriber(broker, "observer", "plant/#", rumqttc::QoS::AtLeastOnce).await;
 
     let p = policy("site:berlin and (role:operator or role:admin)");
-    publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.5 C").await.expect("publish");
-    publisher.publish("plant/berlin/line1/temp", &p, 0, false, b"23.6 C").await.expect("publish");
+    publisher.publish("plant/berlin/line1/temp", &p, QoS::AtLeastOnce, false, b"23.5 C").await.expect("publish");
+    publisher.publish("plant/berlin/line1/temp", &p, QoS::AtMostOnce, false, b"23.6 C").await.expect("publish");
 
     for expected in [&b"23.5 C"[..], b"23.6 C"] {
         let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("operator reads");
@@ -79,11 +79,11 @@ async fn authorised_read_others_refused_wildcards_qos_tampering_and_replay() {
     // A device with valid ABE access but no right to the topic: its publish is refused locally, and a
     // hand-made envelope from it is refused by subscribers.
     assert!(matches!(
-        evil.publish("plant/berlin/line1/temp", &p, 1, false, b"fake").await,
+        evil.publish("plant/berlin/line1/temp", &p, QoS::AtLeastOnce, false, b"fake").await,
         Err(smqtt_client::Error::NotPermitted(_))
     ));
     // Still flowing: the next real message arrives.
-    publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.7 C").await.expect("publish");
+    publisher.publish("plant/berlin/line1/temp", &p, QoS::AtLeastOnce, false, b"23.7 C").await.expect("publish");
     let message = op_rx.next_timeout(WAIT).await.expect("delivery").expect("reads");
     assert_eq!(message.payload(), b"23.7 C");
     common::finish(world).await;
@@ -103,18 +103,22 @@ async fn late_joiner_reads_retained_and_publisher_restart_is_not_a_replay() {
     let config = common::World::config_for(broker);
     let p = policy("role:operator");
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
-    publisher.publish("site/a/state", &p, 1, true, b"open").await.expect("retained");
+    publisher.publish("site/a/state", &p, QoS::AtLeastOnce, true, b"open").await.expect("retained");
     for i in 0..2 {
-        publisher.publish("site/a/state", &p, 1, false, format!("live {i}").as_bytes()).await.expect("publish");
+        publisher
+            .publish("site/a/state", &p, QoS::AtLeastOnce, false, format!("live {i}").as_bytes())
+            .await
+            .expect("publish");
     }
     // The broker has them all (one connection's publishes come in order) once it acknowledged the last.
-    let last = publisher.publish_acknowledged("site/a/state", &p, 1, false, b"live 2").await.expect("publish");
+    let last =
+        publisher.publish_acknowledged("site/a/state", &p, QoS::AtLeastOnce, false, b"live 2").await.expect("publish");
     last.wait(WAIT).await.expect("PUBACK");
     publisher.disconnect().await;
 
     // Joins after everything was sent: the retained message carries its capsule, so it opens.
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
-    sub.subscribe("site/#", 1).await.expect("sub");
+    sub.subscribe("site/#", QoS::AtLeastOnce).await.expect("sub");
     let message = rx.next_timeout(WAIT).await.expect("delivery").expect("retained opens");
     assert_eq!(message.payload(), b"open");
     assert!(message.retain());
@@ -125,7 +129,7 @@ async fn late_joiner_reads_retained_and_publisher_restart_is_not_a_replay() {
     publisher.wait_connected(WAIT).await.expect("connected");
     for i in 0..3 {
         publisher
-            .publish("site/a/state", &p, 1, false, format!("after restart {i}").as_bytes())
+            .publish("site/a/state", &p, QoS::AtLeastOnce, false, format!("after restart {i}").as_bytes())
             .await
             .expect("publish");
     }
@@ -154,8 +158,8 @@ async fn key_rotation_mid_stream() {
     let p = policy("role:operator");
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
-    subscribed(&sub, "line/#", 1).await;
-    publisher.publish("line/1", &p, 1, false, b"epoch one").await.expect("publish");
+    subscribed(&sub, "line/#", QoS::AtLeastOnce).await;
+    publisher.publish("line/1", &p, QoS::AtLeastOnce, false, b"epoch one").await.expect("publish");
     assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("reads").payload(), b"epoch one");
 
     // The authority rotates; the publisher renews in place (same connection) and encrypts for epoch 2.
@@ -165,7 +169,7 @@ async fn key_rotation_mid_stream() {
         .expect("rotate");
     assert_eq!(publisher.renew(&sensor_store).await.expect("renew"), 2);
     assert_eq!(publisher.epoch(), 2);
-    publisher.publish("line/1", &p, 1, false, b"epoch two").await.expect("publish");
+    publisher.publish("line/1", &p, QoS::AtLeastOnce, false, b"epoch two").await.expect("publish");
     // The subscriber still holds an epoch-1 key: not authorised, until it renews too.
     match rx.next_timeout(WAIT).await.expect("delivery") {
         Err(MessageError::NotAuthorised { policy, .. }) => assert!(policy.contains("epoch:2")),
@@ -177,7 +181,7 @@ async fn key_rotation_mid_stream() {
     // It joined mid-session: messages before the session's next capsule are "unknown key", then it reads.
     let mut unknown = 0;
     for i in 0..60 {
-        publisher.publish("line/1", &p, 1, false, format!("two {i}").as_bytes()).await.expect("publish");
+        publisher.publish("line/1", &p, QoS::AtLeastOnce, false, format!("two {i}").as_bytes()).await.expect("publish");
         match rx2.next_timeout(WAIT).await.expect("delivery") {
             Ok(message) => {
                 assert_eq!(message.payload(), format!("two {i}").as_bytes());
@@ -253,7 +257,7 @@ async fn forged_publishers_are_refused() {
         .expect("seal");
 
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
-    subscribed(&sub, "f/#", 1).await;
+    subscribed(&sub, "f/#", QoS::AtLeastOnce).await;
     let (raw, _) = common::raw_client(broker, "mallory-raw").await;
     raw.publish("f/x", rumqttc::QoS::AtLeastOnce, false, forged).await.expect("publish");
     raw.publish("f/x", rumqttc::QoS::AtLeastOnce, false, self_signed).await.expect("publish");
@@ -266,7 +270,7 @@ async fn forged_publishers_are_refused() {
     assert!(matches!(second, Err(MessageError::UntrustedPublisher { .. })), "{second:?}");
     // The genuine publisher still gets through.
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
-    publisher.publish("f/x", &p, 1, false, b"genuine").await.expect("publish");
+    publisher.publish("f/x", &p, QoS::AtLeastOnce, false, b"genuine").await.expect("publish");
     assert_eq!(rx.next_timeout(WAIT).await.expect("d").expect("genuine reads").payload(), b"genuine");
     common::finish(world).await;
 }
@@ -291,9 +295,9 @@ async fn mqtt5_publish_subscribe_retained() {
     let (publisher, _) = SmqttClient::connect(sensor, &config).expect("connect");
     let (sub, mut rx) = SmqttClient::connect(reader, &config).expect("connect");
     let (other, mut other_rx) = SmqttClient::connect(outsider, &config).expect("connect");
-    subscribed(&sub, "v5/+/temp", 1).await;
-    subscribed(&other, "v5/#", 1).await;
-    publisher.publish("v5/hall/temp", &p, 1, true, b"21.0 C").await.expect("publish");
+    subscribed(&sub, "v5/+/temp", QoS::AtLeastOnce).await;
+    subscribed(&other, "v5/#", QoS::AtLeastOnce).await;
+    publisher.publish("v5/hall/temp", &p, QoS::AtLeastOnce, true, b"21.0 C").await.expect("publish");
     let message = rx.next_timeout(WAIT).await.expect("delivery").expect("reads");
     assert_eq!((message.payload(), message.qos().level(), message.publisher()), (&b"21.0 C"[..], 1, "sensor-5"));
     match other_rx.next_timeout(WAIT).await.expect("delivery") {
@@ -301,7 +305,7 @@ async fn mqtt5_publish_subscribe_retained() {
         other => panic!("a visitor key read operator data: {other:?}"),
     }
     let (late_client, mut late_rx) = SmqttClient::connect(late, &config).expect("connect");
-    late_client.subscribe("v5/#", 1).await.expect("sub");
+    late_client.subscribe("v5/#", QoS::AtLeastOnce).await.expect("sub");
     let retained = late_rx.next_timeout(WAIT).await.expect("retained delivery").expect("reads");
     assert!(retained.retain(), "delivered as retained");
     assert_eq!(retained.payload(), b"21.0 C");
@@ -334,14 +338,14 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
     let mut lenient_config = common::World::config_for(broker);
     lenient_config.accept_unsigned = vec!["plant/berlin/line1/#".to_owned()];
     let (lenient, mut lenient_rx) = SmqttClient::connect(lenient, &lenient_config).expect("connect");
-    subscribed(&strict, "plant/#", 1).await;
-    subscribed(&lenient, "plant/#", 1).await;
+    subscribed(&strict, "plant/#", QoS::AtLeastOnce).await;
+    subscribed(&lenient, "plant/#", QoS::AtLeastOnce).await;
     let (raw, mut raw_rx) = raw_subscriber(broker, "observer", "plant/#", rumqttc::QoS::AtLeastOnce).await;
 
     let p = policy("role:operator");
     let topic = "plant/berlin/line1/temp";
     for i in 0..5u8 {
-        publisher.publish(topic, &p, 1, false, &[b'0' + i]).await.expect("publish");
+        publisher.publish(topic, &p, QoS::AtLeastOnce, false, &[b'0' + i]).await.expect("publish");
     }
     let mut seen = Vec::new();
     for _ in 0..5 {
@@ -363,7 +367,7 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
     }
 
     // The same session on a topic outside the lenient subscriber's unsigned filters: refused there too.
-    publisher.publish("plant/berlin/line2/temp", &p, 1, false, b"x").await.expect("publish");
+    publisher.publish("plant/berlin/line2/temp", &p, QoS::AtLeastOnce, false, b"x").await.expect("publish");
     let outside = lenient_rx.next_timeout(WAIT).await.expect("delivery").expect_err("outside the filters");
     assert_eq!(outside.kind(), "unsigned");
     let _ = strict_rx.next_timeout(WAIT).await.expect("delivery").expect_err("strict refuses it too");
@@ -388,11 +392,11 @@ async fn unsigned_envelopes_are_accepted_only_where_enabled_and_introduced() {
     // A late joiner that accepts unsigned envelopes: an unsigned envelope of a session it has not seen
     // introduced is an unknown key; the next capsule round (the 7th message, signed) lets it in.
     let (late_client, mut late_rx) = SmqttClient::connect(late, &lenient_config).expect("connect");
-    subscribed(&late_client, "plant/#", 1).await;
+    subscribed(&late_client, "plant/#", QoS::AtLeastOnce).await;
     raw.publish(topic, rumqttc::QoS::AtLeastOnce, false, seen[4].clone()).await.expect("unsigned again");
     let early = late_rx.next_timeout(WAIT).await.expect("delivery").expect_err("not introduced yet");
     assert_eq!(early.kind(), "unknown_key");
-    publisher.publish(topic, &p, 1, false, b"5").await.expect("publish");
+    publisher.publish(topic, &p, QoS::AtLeastOnce, false, b"5").await.expect("publish");
     let m = late_rx.next_timeout(WAIT).await.expect("delivery").expect("late joiner reads the signed capsule");
     assert_eq!(m.payload(), b"5");
     common::finish(world).await;
@@ -420,11 +424,14 @@ async fn deliveries_keep_their_order_across_session_rotations() {
     let mut reader_config = common::World::config_for(broker);
     reader_config.accept_unsigned = vec!["plant/#".to_owned()];
     let (reader, mut rx) = SmqttClient::connect(reader, &reader_config).expect("connect");
-    subscribed(&reader, "plant/#", 1).await;
+    subscribed(&reader, "plant/#", QoS::AtLeastOnce).await;
     let p = policy("role:operator");
     const COUNT: u32 = 600;
     for i in 0..COUNT {
-        publisher.publish("plant/berlin/line1/seq", &p, 1, false, &i.to_be_bytes()).await.expect("publish");
+        publisher
+            .publish("plant/berlin/line1/seq", &p, QoS::AtLeastOnce, false, &i.to_be_bytes())
+            .await
+            .expect("publish");
     }
     for i in 0..COUNT {
         let m = rx.next_timeout(WAIT).await.expect("delivery").unwrap_or_else(|e| panic!("message {i}: {e}"));

@@ -53,9 +53,11 @@ async fn round_trip(publisher: (Identity, &ClientConfig), subscriber: (Identity,
     let (publ, _) = SmqttClient::connect(publisher.0, publisher.1).expect("connect");
     sub.wait_connected(WAIT).await.expect("subscriber connects over TLS");
     publ.wait_connected(WAIT).await.expect("publisher connects over TLS");
-    sub.subscribe("plant/#", 1).await.expect("subscribe");
+    sub.subscribe("plant/#", smqtt_client::QoS::AtLeastOnce).await.expect("subscribe");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    publ.publish("plant/berlin/line1/temp", &operators(), 1, false, text.as_bytes()).await.expect("publish");
+    publ.publish("plant/berlin/line1/temp", &operators(), smqtt_client::QoS::AtLeastOnce, false, text.as_bytes())
+        .await
+        .expect("publish");
     let message = delivered.next_timeout(WAIT).await.expect("delivery").expect("opens");
     assert_eq!(message.payload(), text.as_bytes());
     publ.disconnect().await;
@@ -155,10 +157,13 @@ async fn an_impostor_broker_is_refused_and_gets_nothing() {
     let (publisher, _) = SmqttClient::connect(identity(&stores[0]), &config).expect("connect");
     let config = over_tls("localhost", tls.port(), trusting(&ca), "ti-op");
     let (subscriber, mut delivered) = SmqttClient::connect(identity(&stores[1]), &config).expect("connect");
-    subscriber.subscribe("plant/#", 1).await.expect("queued");
+    subscriber.subscribe("plant/#", smqtt_client::QoS::AtLeastOnce).await.expect("queued");
     refused(&publisher, "invalid peer certificate").await;
     refused(&subscriber, "invalid peer certificate").await;
-    publisher.publish("plant/berlin/line1/temp", &operators(), 1, false, b"secret").await.expect("queued");
+    publisher
+        .publish("plant/berlin/line1/temp", &operators(), smqtt_client::QoS::AtLeastOnce, false, b"secret")
+        .await
+        .expect("queued");
     // What the attacker injects reaches its own spy (the impostor works), never the SDK subscriber.
     attacker.publish("plant/berlin/line1/temp", QoS::AtLeastOnce, true, b"injected".to_vec()).await.expect("inject");
     let seen = collect(&mut spied, Duration::from_millis(1500)).await;
@@ -194,7 +199,10 @@ async fn wrong_server_names_are_refused() {
         let (client, _) = SmqttClient::connect(identity(&stores[0]), &over_tls(host, port, tls, &format!("tn-{i}")))
             .expect("connect");
         refused(&client, "not valid for name").await;
-        client.publish("plant/berlin/line1/temp", &operators(), 1, false, b"misdirected").await.expect("queued");
+        client
+            .publish("plant/berlin/line1/temp", &operators(), smqtt_client::QoS::AtLeastOnce, false, b"misdirected")
+            .await
+            .expect("queued");
         clients.push(client);
     }
     // The right name through the same broker: the spy sees exactly that one message.
@@ -202,7 +210,10 @@ async fn wrong_server_names_are_refused() {
     let (client, _) =
         SmqttClient::connect(identity(&stores[0]), &over_tls("127.0.0.1", port, tls, "tn-ok")).expect("connect");
     client.wait_connected(WAIT).await.expect("the right name connects");
-    client.publish("plant/berlin/line1/temp", &operators(), 1, false, b"rightly sent").await.expect("publish");
+    client
+        .publish("plant/berlin/line1/temp", &operators(), smqtt_client::QoS::AtLeastOnce, false, b"rightly sent")
+        .await
+        .expect("publish");
     assert_eq!(collect(&mut spied, Duration::from_millis(1500)).await.len(), 1, "{}", broker.log());
     common::finish(world).await;
 }
@@ -233,7 +244,10 @@ async fn mutual_tls_with_mosquitto_requiring_client_certificates() {
             SmqttClient::connect(identity(&stores[0]), &over_tls("localhost", port, tls, &format!("tc-{i}")))
                 .expect("connect");
         refused(&client, alert).await;
-        client.publish("plant/berlin/line1/temp", &operators(), 1, false, b"no cert").await.expect("queued");
+        client
+            .publish("plant/berlin/line1/temp", &operators(), smqtt_client::QoS::AtLeastOnce, false, b"no cert")
+            .await
+            .expect("queued");
     }
     assert!(collect(&mut spied, Duration::from_millis(1000)).await.is_empty(), "{}", broker.log());
     // With certificates from the CA (files and PEM): accepted both ways.

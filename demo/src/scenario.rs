@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use smqtt_abe::Policy;
-use smqtt_client::{ClientConfig, DeviceStore, MessageError, Messages, SmqttClient};
+use smqtt_client::{ClientConfig, DeviceStore, MessageError, Messages, QoS, SmqttClient};
 
 use crate::world::{self, BrokerPlan, DeviceSpec};
 use crate::DemoError;
@@ -179,8 +179,8 @@ pub(crate) async fn run(options: Options) -> Result<(), DemoError> {
     let mut subscribers = Vec::new();
     for (spec, (store, identity)) in identities {
         let (client, messages) = SmqttClient::connect(identity, &config).map_err(|e| setup_error(spec.id, e))?;
-        client.subscribe("plant/#", 1).await.map_err(|e| setup_error(spec.id, e))?;
-        client.subscribe("legacy/#", 1).await.map_err(|e| setup_error(spec.id, e))?;
+        client.subscribe("plant/#", QoS::AtLeastOnce).await.map_err(|e| setup_error(spec.id, e))?;
+        client.subscribe("legacy/#", QoS::AtLeastOnce).await.map_err(|e| setup_error(spec.id, e))?;
         subscribers.push(Subscriber { spec, store, client, messages, revoked: false });
     }
     let (sensor, _) = SmqttClient::connect(sensor_identity, &config).map_err(|e| setup_error(SENSOR.id, e))?;
@@ -340,7 +340,7 @@ async fn publish_round(
         let reading = format!("{:.1} C (epoch round {round}, #{i})", 20.0 + f64::from(i % 40) / 10.0);
         let started = Instant::now();
         sensor
-            .publish(TEMPERATURE_TOPIC, policy, 1, false, reading.as_bytes())
+            .publish(TEMPERATURE_TOPIC, policy, QoS::AtLeastOnce, false, reading.as_bytes())
             .await
             .map_err(|e| setup_error("publish", e))?;
         let took = started.elapsed();

@@ -16,7 +16,7 @@ pub fn client_config(port: u16) -> smqtt_client::ClientConfig {
 }
 
 /// Subscribes `client` to `filter` and waits for the broker's SUBACK: the subscription is in place.
-pub async fn subscribed(client: &smqtt_client::SmqttClient, filter: &str, qos: u8) {
+pub async fn subscribed(client: &smqtt_client::SmqttClient, filter: &str, qos: smqtt_client::QoS) {
     let ack = client.subscribe_acknowledged(filter, qos).await.unwrap_or_else(|e| panic!("subscribe {filter}: {e}"));
     ack.wait(WAIT).await.unwrap_or_else(|e| panic!("no SUBACK for {filter} within {WAIT:?}: {e}"));
 }

@@ -51,6 +51,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The handlers are in place before "listening" is printed: a supervisor may signal as soon as it reads it.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("smqtt-broker: cannot wait for signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let signals = match runtime.block_on(async { StopSignals::install() }) {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("smqtt-broker: cannot wait for signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let show = |a: Option<std::net::SocketAddr>| a.map_or_else(|| "-".to_owned(), |a| a.to_string());
     tracing::info!(v4 = %show(broker.v4), v5 = %show(broker.v5), metrics = %show(broker.metrics), "smqtt-broker listening");
     eprintln!(
@@ -59,34 +74,32 @@ fn main() -> ExitCode {
         show(broker.v5),
         show(broker.metrics)
     );
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("smqtt-broker: cannot wait for signals: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(stop_signal()) {
-        Ok(signal) => {
-            // rumqttd keeps its state in memory and has no shutdown of its own: leaving the process ends its
-            // threads; everything logged is already written (stderr is unbuffered).
-            tracing::info!(signal, "smqtt-broker stopping");
-            eprintln!("smqtt-broker: stopping ({signal})");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("smqtt-broker: cannot wait for signals: {e}");
-            ExitCode::from(1)
-        }
-    }
+    let signal = runtime.block_on(signals.first());
+    // rumqttd keeps its state in memory and has no shutdown of its own: leaving the process ends its threads;
+    // everything logged is already written (stderr is unbuffered).
+    tracing::info!(signal, "smqtt-broker stopping");
+    eprintln!("smqtt-broker: stopping ({signal})");
+    ExitCode::SUCCESS
 }
 
-/// The first of SIGTERM and SIGINT, by name.
-async fn stop_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (mut term, mut int) = (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?);
-    Ok(tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    })
+/// SIGTERM and SIGINT, caught from [`install`](Self::install) on.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Catches both (inside a Tokio runtime).
+    fn install() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+    }
+
+    /// The first of them to arrive, by name.
+    async fn first(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }

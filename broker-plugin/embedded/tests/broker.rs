@@ -67,7 +67,7 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     // The SDK connects with tokens it mints itself (v3.1.1 publisher, v5 subscriber).
     let (publisher, _) = SmqttClient::connect(sensor, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
     let (op, mut op_rx) = SmqttClient::connect(operator, &sdk(v5.port(), MqttVersion::V5)).expect("connect");
-    op.subscribe("plant/#", 1).await.expect("sub");
+    op.subscribe("plant/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     // Further connections of one device: `<device_id>/<suffix>` (tests/client_ids.rs).
     let (watch, mut watch_rx) =
         raw5(v5, "b1-mallory/watch", Some(("b1-mallory", &token(&mallory, "b1-mallory/watch")))).await;
@@ -78,7 +78,13 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     // Until the subscriptions are live: probes until the SDK subscriber has one (the watcher sees them too).
     for _ in 0..50 {
         publisher
-            .publish("plant/berlin/probe", &policy("role:operator or role:probe"), 0, false, b"probe")
+            .publish(
+                "plant/berlin/probe",
+                &policy("role:operator or role:probe"),
+                smqtt_client::QoS::AtMostOnce,
+                false,
+                b"probe",
+            )
             .await
             .expect("probe");
         if matches!(op_rx.next_timeout(Duration::from_millis(200)).await, Some(Ok(_))) {
@@ -87,7 +93,10 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
     }
     while op_rx.next_timeout(Duration::from_millis(300)).await.is_some() {}
     while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(100), watch_rx.recv()).await {}
-    publisher.publish("plant/berlin/line1/temp", &p, 1, false, b"23.5 C").await.expect("publish");
+    publisher
+        .publish("plant/berlin/line1/temp", &p, smqtt_client::QoS::AtLeastOnce, false, b"23.5 C")
+        .await
+        .expect("publish");
     let Seen5::Publish(captured) = next(&mut watch_rx, "envelope").await else { panic!("publish") };
     let message = opened(&mut op_rx, "message 1").await;
     assert_eq!((message.payload(), message.publisher()), (&b"23.5 C"[..], "b1-sensor"));
@@ -165,7 +174,7 @@ async fn connect_refusals_rights_envelopes_retained_and_wills() {
         .expect("enroll")
         .identity;
     let (late, mut late_rx) = SmqttClient::connect(late, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
-    late.subscribe("plant/paris/r", 1).await.expect("sub");
+    late.subscribe("plant/paris/r", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     let message = opened(&mut late_rx, "message 4").await;
     assert!(message.retain() && message.payload() == b"retained", "{message:?}");
 
@@ -224,7 +233,7 @@ async fn legacy_plaintext_is_sealed_by_the_broker() {
     let (v4, v5) = (b.v4.expect("v4"), b.v5.expect("v5"));
 
     let (op, mut op_rx) = SmqttClient::connect(operator, &sdk(v5.port(), MqttVersion::V5)).expect("connect");
-    op.subscribe("legacy/#", 1).await.expect("sub");
+    op.subscribe("legacy/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     let (raw, mut raw_rx) = raw4(v4, "b2-obs", Some(("b2-obs", &token(&observer, "b2-obs"))), None).await;
     assert!(matches!(next(&mut raw_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
     raw.subscribe("legacy/#", QoS::AtLeastOnce).await.expect("sub");
@@ -339,19 +348,21 @@ async fn a_flood_of_malformed_packets_does_not_stop_other_clients() {
 
     let (p, _) = SmqttClient::connect(publisher, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
     let (s, mut s_rx) = SmqttClient::connect(subscriber, &sdk(v4.port(), MqttVersion::V311)).expect("connect");
-    s.subscribe("plant/#", 1).await.expect("sub");
+    s.subscribe("plant/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     let policy = policy("role:operator");
     // Probes under another policy (another session), so the real messages start a session with its capsule.
     let probe = self::policy("role:operator or role:probe");
     for _ in 0..50 {
-        p.publish("plant/probe", &probe, 0, false, b"probe").await.expect("probe");
+        p.publish("plant/probe", &probe, smqtt_client::QoS::AtMostOnce, false, b"probe").await.expect("probe");
         if matches!(s_rx.next_timeout(Duration::from_millis(200)).await, Some(Ok(_))) {
             break;
         }
     }
     while s_rx.next_timeout(Duration::from_millis(300)).await.is_some() {}
     for i in 0..20u32 {
-        p.publish("plant/line1/count", &policy, 1, false, &i.to_be_bytes()).await.expect("publish");
+        p.publish("plant/line1/count", &policy, smqtt_client::QoS::AtLeastOnce, false, &i.to_be_bytes())
+            .await
+            .expect("publish");
     }
     for i in 0..20u32 {
         let message = opened(&mut s_rx, "a message during the flood").await;

@@ -68,10 +68,10 @@ async fn a_rotation_reaches_the_broker_and_its_sealing_identity_by_itself() {
     let (v4, metrics) = (b.v4.expect("v4"), b.metrics.expect("metrics"));
     let config = ClientConfig::new("127.0.0.1", v4.port());
     let (admin_client, mut admin_rx) = SmqttClient::connect(admin, &config).expect("admin");
-    admin_client.subscribe("legacy/#", 1).await.expect("sub");
-    admin_client.subscribe("plant/#", 1).await.expect("sub");
+    admin_client.subscribe("legacy/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
+    admin_client.subscribe("plant/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     let (victim_client, mut victim_rx) = SmqttClient::connect(victim, &config).expect("victim");
-    victim_client.subscribe("legacy/#", 1).await.expect("sub");
+    victim_client.subscribe("legacy/#", smqtt_client::QoS::AtLeastOnce).await.expect("sub");
     let (meter, mut meter_rx) = raw4(v4, "legacy:meter", Some(("meter", "meter-pw")), None).await;
     assert!(matches!(next(&mut meter_rx, "connack").await, Seen4::ConnAck(Code4::Success)));
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -118,7 +118,10 @@ async fn a_rotation_reaches_the_broker_and_its_sealing_identity_by_itself() {
     // The admin, still on its original connection, publishes with its renewed credential and is accepted; the
     // revoked device's credential is refused at CONNECT.
     let policy = smqtt_abe::Policy::parse("role:admin").expect("policy");
-    admin_client.publish("plant/x", &policy, 1, false, b"renewed publisher").await.expect("publish");
+    admin_client
+        .publish("plant/x", &policy, smqtt_client::QoS::AtLeastOnce, false, b"renewed publisher")
+        .await
+        .expect("publish");
     let message = admin_rx.next_timeout(common::WAIT).await.expect("its own publish").expect("readable");
     assert_eq!((message.payload(), message.topic()), (&b"renewed publisher"[..], "plant/x"));
     let victim = DeviceStore::at(&victim_store).load().expect("the victim's old identity");

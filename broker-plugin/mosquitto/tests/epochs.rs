@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{metric, Mosquitto, World, WAIT};
 use smqtt_abe::Policy;
-use smqtt_client::{ClientConfig, DeviceStore, Identity, Message, Messages, SmqttClient};
+use smqtt_client::{ClientConfig, DeviceStore, Identity, Message, Messages, QoS, SmqttClient};
 use smqtt_wire::{EpochBody, EpochStatement, SigningKey, VerifiedEpoch, VerifyingKey};
 
 /// How long the broker may take to follow (the follower steps every 200 ms, the plugin re-reads its file at most
@@ -213,8 +213,8 @@ publish = ["legacy/meter/#"]
     for (name, client) in [("op", &op), ("sensor", &sensor), ("victim", &victim)] {
         client.wait_connected(WAIT).await.unwrap_or_else(|e| panic!("{name}: {e}\n{}", broker.log_text()));
     }
-    op.subscribe("plant/#", 1).await.expect("subscribe");
-    op.subscribe("legacy/#", 1).await.expect("subscribe");
+    op.subscribe("plant/#", QoS::AtLeastOnce).await.expect("subscribe");
+    op.subscribe("legacy/#", QoS::AtLeastOnce).await.expect("subscribe");
     eventually("op's subscriptions are in place", &broker, || {
         metric(&scrape(&broker), r#"smqtt_gate_accepted_total{check="subscribe"}"#).unwrap_or(0) >= 2
     })
@@ -223,9 +223,9 @@ publish = ["legacy/meter/#"]
     // Epoch 1: everyone publishes; the meter's plaintext is sealed by the broker's own identity.
     let policy = Policy::parse("role:operator").expect("policy");
     let sealed = |epoch: u64| format!("role:operator and epoch:{epoch}");
-    sensor.publish("plant/line1/temp", &policy, 1, false, b"before").await.expect("publish");
+    sensor.publish("plant/line1/temp", &policy, QoS::AtLeastOnce, false, b"before").await.expect("publish");
     delivered(&mut op_rx, &broker, "before", "sensor", &sealed(epoch1)).await;
-    victim.publish("plant/line1/temp", &policy, 1, false, b"victim before").await.expect("publish");
+    victim.publish("plant/line1/temp", &policy, QoS::AtLeastOnce, false, b"victim before").await.expect("publish");
     delivered(&mut op_rx, &broker, "victim before", "victim", &sealed(epoch1)).await;
     blocking(|| meter_publishes(&broker, "1 W"));
     delivered(&mut op_rx, &broker, "1 W", "broker", &sealed(epoch1)).await;
@@ -243,7 +243,7 @@ publish = ["legacy/meter/#"]
     assert_eq!(blocking(|| connack(addr, &sensor_old, "sensor/probe")), 5, "{}", broker.log_text());
     assert_eq!(refused(&blocking(|| scrape(&broker)), "connect", "revoked_epoch"), 2);
     // … and what it publishes on its still-open connection is dropped (counted here, absent below).
-    victim.publish("plant/line1/temp", &policy, 1, false, b"victim after").await.expect("publish");
+    victim.publish("plant/line1/temp", &policy, QoS::AtLeastOnce, false, b"victim after").await.expect("publish");
     eventually("the victim's publish is refused", &broker, || {
         refused(&scrape(&broker), "publish", "revoked_epoch") == 1
     })
@@ -260,7 +260,7 @@ publish = ["legacy/meter/#"]
 
     // The honest sensor, on its original connection: refused with its old credential, accepted once it has
     // renewed in place (its next envelope carries the renewed credential).
-    sensor.publish("plant/line1/temp", &policy, 1, false, b"stale").await.expect("publish");
+    sensor.publish("plant/line1/temp", &policy, QoS::AtLeastOnce, false, b"stale").await.expect("publish");
     eventually("the sensor's stale publish is refused", &broker, || {
         refused(&scrape(&broker), "publish", "revoked_epoch") == 2
     })
@@ -268,7 +268,7 @@ publish = ["legacy/meter/#"]
     assert_eq!(sensor.renew(&DeviceStore::at(&world.store_dir("sensor"))).await.expect("sensor renews"), epoch2);
     for i in 0..3 {
         let text = format!("renewed {i}");
-        sensor.publish("plant/line1/temp", &policy, 1, false, text.as_bytes()).await.expect("publish");
+        sensor.publish("plant/line1/temp", &policy, QoS::AtLeastOnce, false, text.as_bytes()).await.expect("publish");
         delivered(&mut op_rx, &broker, &text, "sensor", &sealed(epoch2)).await;
     }
     let text = blocking(|| scrape(&broker));

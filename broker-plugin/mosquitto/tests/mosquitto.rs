@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{metric, password_hash, raw_connect, Mosquitto, Will, World, WAIT};
 use smqtt_abe::Policy;
-use smqtt_client::{ClientConfig, Message, MessageError, Messages, Sealer, SessionPolicy, SmqttClient};
+use smqtt_client::{ClientConfig, Message, MessageError, Messages, QoS, Sealer, SessionPolicy, SmqttClient};
 use smqtt_testkit::clients::subscribed;
 use smqtt_testkit::metrics::wait_metric;
 
@@ -99,8 +99,8 @@ async fn enforcement_and_sealing_through_mosquitto() {
     let config = ClientConfig::new("127.0.0.1", broker.port);
 
     let (op, mut op_rx) = SmqttClient::connect(world.identity("op-1"), &config).expect("connect op");
-    subscribed(&op, "plant/#", 1).await;
-    subscribed(&op, "legacy/#", 1).await;
+    subscribed(&op, "plant/#", QoS::AtLeastOnce).await;
+    subscribed(&op, "legacy/#", QoS::AtLeastOnce).await;
     let (sensor, _) = SmqttClient::connect(world.identity("sensor-1"), &config).expect("connect sensor");
     let spy = broker.subscribe(&["-i", "anon:spy", "-t", "plant/#", "-C", "1", "-N", "-W", "10"]);
     tokio::task::block_in_place(|| broker.wait_subscribed("anon:spy", "plant/#"));
@@ -132,7 +132,10 @@ async fn enforcement_and_sealing_through_mosquitto() {
     assert_refused_publish(&broker, &["-t", "plant/berlin/line1/temp", "-m", "anonymous"]);
 
     // --- valid envelopes flow, and the broker carries only ciphertext.
-    sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"secret 23.5 C").await.expect("publish");
+    sensor
+        .publish("plant/berlin/line1/temp", &policy(), QoS::AtLeastOnce, false, b"secret 23.5 C")
+        .await
+        .expect("publish");
     let message = opened(&mut op_rx, &broker).await;
     assert_eq!((message.payload(), message.publisher()), (&b"secret 23.5 C"[..], "sensor-1"));
     let spied = blocking(move || spy.wait_with_output()).await.expect("spy");
@@ -156,11 +159,11 @@ async fn enforcement_and_sealing_through_mosquitto() {
         &[&as_mallory[..], &["-r", "-t", "plant/berlin/line2/state", "-m", "plain"]].concat(),
     );
     // Nothing of that reached the subscriber: the next delivery is the marker published after them.
-    sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"marker 1").await.expect("publish");
+    sensor.publish("plant/berlin/line1/temp", &policy(), QoS::AtLeastOnce, false, b"marker 1").await.expect("publish");
     assert_eq!(next_payload(&mut op_rx, &broker).await, b"marker 1");
 
     // --- retained: a valid envelope is stored; a legacy plaintext publish is sealed by the broker.
-    sensor.publish("plant/berlin/line1/state", &policy(), 1, true, b"running").await.expect("publish");
+    sensor.publish("plant/berlin/line1/state", &policy(), QoS::AtLeastOnce, true, b"running").await.expect("publish");
     assert_eq!(next_payload(&mut op_rx, &broker).await, b"running");
     let legacy = ["-i", "legacy:meter-1", "-u", "meter-1", "-P", LEGACY_PASSWORD];
     let output =
@@ -176,9 +179,9 @@ async fn enforcement_and_sealing_through_mosquitto() {
     assert!(!stored.windows(4).any(|w| w == b"42 W"), "legacy plaintext stored");
     // A late joiner gets exactly the two valid retained messages, then the live marker.
     let (late, mut late_rx) = SmqttClient::connect(world.identity("op-late"), &config).expect("connect late");
-    subscribed(&late, "plant/#", 1).await;
-    subscribed(&late, "legacy/#", 1).await;
-    sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"marker 2").await.expect("publish");
+    subscribed(&late, "plant/#", QoS::AtLeastOnce).await;
+    subscribed(&late, "legacy/#", QoS::AtLeastOnce).await;
+    sensor.publish("plant/berlin/line1/temp", &policy(), QoS::AtLeastOnce, false, b"marker 2").await.expect("publish");
     // (The SDK may subscribe twice around its first CONNACK, and MQTT resends retained messages then: each
     // (session, sequence) is shown once, the second copy is a replay. Retained messages have sessions of their
     // own, so the late joiner may not know the live session's key yet: the marker then is an unknown key.)
@@ -278,7 +281,7 @@ async fn enforcement_and_sealing_through_mosquitto() {
         }
     })
     .await;
-    sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"marker 3").await.expect("publish");
+    sensor.publish("plant/berlin/line1/temp", &policy(), QoS::AtLeastOnce, false, b"marker 3").await.expect("publish");
     assert_eq!(next_payload(&mut op_rx, &broker).await, b"marker 3", "a refused will got through");
 
     // A wrong legacy password (late: the gate refuses a username for a second after a failure).
@@ -345,7 +348,7 @@ async fn a_flood_from_one_client_does_not_stop_the_others() {
 
     let config = ClientConfig::new("127.0.0.1", broker.port);
     let (op, mut op_rx) = SmqttClient::connect(world.identity("op-1"), &config).expect("connect op");
-    subscribed(&op, "plant/#", 1).await;
+    subscribed(&op, "plant/#", QoS::AtLeastOnce).await;
     let (sensor, _) = SmqttClient::connect(world.identity("sensor-1"), &config).expect("connect sensor");
     sensor.wait_connected(WAIT).await.expect("sensor connected");
 
@@ -382,7 +385,10 @@ async fn a_flood_from_one_client_does_not_stop_the_others() {
     let started = Instant::now();
     for i in 0..20u32 {
         let text = format!("reading {i}");
-        sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, text.as_bytes()).await.expect("publish");
+        sensor
+            .publish("plant/berlin/line1/temp", &policy(), QoS::AtLeastOnce, false, text.as_bytes())
+            .await
+            .expect("publish");
         assert_eq!(next_payload(&mut op_rx, &broker).await, text.as_bytes());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -390,7 +396,7 @@ async fn a_flood_from_one_client_does_not_stop_the_others() {
     assert!(sent > 1000, "the flood sent only {sent} packets");
     assert!(started.elapsed() < WAIT, "service too slow under the flood: {:?}", started.elapsed());
     // Still serving after the flood, and the refusals were counted, not logged one by one.
-    sensor.publish("plant/berlin/line1/temp", &policy(), 1, false, b"after").await.expect("publish");
+    sensor.publish("plant/berlin/line1/temp", &policy(), QoS::AtLeastOnce, false, b"after").await.expect("publish");
     assert_eq!(next_payload(&mut op_rx, &broker).await, b"after");
     let text = blocking({
         let metrics = broker.metrics;

@@ -10,11 +10,11 @@ use rumqttc::{AsyncClient, QoS};
 use super::acks::{Acknowledgement, Acks, Kind, Slot};
 use crate::error::Error;
 
-pub(super) fn qos(level: u8) -> QoS {
+pub(super) fn qos(level: smqtt_session::QoS) -> QoS {
     match level {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
+        smqtt_session::QoS::AtMostOnce => QoS::AtMostOnce,
+        smqtt_session::QoS::AtLeastOnce => QoS::AtLeastOnce,
+        smqtt_session::QoS::ExactlyOnce => QoS::ExactlyOnce,
     }
 }
 
@@ -27,11 +27,11 @@ pub(super) fn level(q: QoS) -> smqtt_session::QoS {
     }
 }
 
-pub(super) fn qos5(level: u8) -> mqtt5::mqttbytes::QoS {
+pub(super) fn qos5(level: smqtt_session::QoS) -> mqtt5::mqttbytes::QoS {
     match level {
-        0 => mqtt5::mqttbytes::QoS::AtMostOnce,
-        1 => mqtt5::mqttbytes::QoS::AtLeastOnce,
-        _ => mqtt5::mqttbytes::QoS::ExactlyOnce,
+        smqtt_session::QoS::AtMostOnce => mqtt5::mqttbytes::QoS::AtMostOnce,
+        smqtt_session::QoS::AtLeastOnce => mqtt5::mqttbytes::QoS::AtLeastOnce,
+        smqtt_session::QoS::ExactlyOnce => mqtt5::mqttbytes::QoS::ExactlyOnce,
     }
 }
 
@@ -115,7 +115,7 @@ impl Mqtt {
     pub(super) async fn publish(
         &self,
         topic: &str,
-        qos_level: u8,
+        qos_level: smqtt_session::QoS,
         retain: bool,
         payload: Vec<u8>,
         slot: Slot,
@@ -137,7 +137,7 @@ impl Mqtt {
     pub(super) async fn subscribe(
         &self,
         filter: &str,
-        qos_level: u8,
+        qos_level: smqtt_session::QoS,
         wanted: bool,
     ) -> Result<Option<Acknowledgement>, Error> {
         self.hand_over(Kind::Subscribe, wanted, |client| match client {
@@ -148,7 +148,7 @@ impl Mqtt {
     }
 
     /// Re-subscribes `filters` from the event loop (never waits: a full queue drops the request, logged).
-    pub(super) fn resubscribe(&self, filters: &Mutex<Vec<(String, u8)>>) {
+    pub(super) fn resubscribe(&self, filters: &Mutex<Vec<(String, smqtt_session::QoS)>>) {
         let current = filters.lock().map(|f| f.clone()).unwrap_or_default();
         for (filter, q) in current {
             let sent = self.acks.handing_over(Kind::Subscribe, None, || match &self.client {

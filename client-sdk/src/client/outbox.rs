@@ -28,7 +28,7 @@ pub(super) struct Request {
     pub(super) topic: String,
     pub(super) policy: Policy,
     pub(super) payload: Vec<u8>,
-    pub(super) qos_level: u8,
+    pub(super) qos: smqtt_session::QoS,
     pub(super) retain: bool,
     /// Resolves with the broker's acknowledgement, or with the failure that kept the message from it.
     pub(super) slot: Slot,
@@ -118,8 +118,8 @@ async fn seal_loop(shared: Arc<Shared>, mqtt: Mqtt, publishing: Arc<Mutex<Publis
         for ((request, _permit), envelope) in batch.into_iter().zip(sealed) {
             match envelope {
                 Ok(envelope) => {
-                    let Request { topic, qos_level, retain, slot, .. } = request;
-                    if mqtt.publish(&topic, qos_level, retain, envelope, slot).await.is_err() {
+                    let Request { topic, qos, retain, slot, .. } = request;
+                    if mqtt.publish(&topic, qos, retain, envelope, slot).await.is_err() {
                         // The client stopped: what is still queued fails with it.
                         shared.room.close();
                         fail_queued(&shared);

@@ -130,7 +130,7 @@ impl Session for mqtt5::EventLoop {
 /// What the loop works with besides the event loop itself.
 pub(super) struct Wiring {
     pub(super) mqtt: Mqtt,
-    pub(super) filters: Arc<Mutex<Vec<(String, u8)>>>,
+    pub(super) filters: Arc<Mutex<Vec<(String, smqtt_session::QoS)>>>,
     pub(super) pipeline: Pipeline,
     pub(super) auth: Arc<Mutex<ConnectAuth>>,
     pub(super) link: watch::Sender<Link>,

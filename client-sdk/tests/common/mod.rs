@@ -1,5 +1,5 @@
 //! The SDK tests' world, from `smqtt-testkit`: a real authority and a real broker (rumqttd in-process, or a
-//! Mosquitto process) on loopback, and enrolled devices. (Also included by the CLI crate's tests.)
+//! Mosquitto process) on loopback, and enrolled devices.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! For the TLS tests, from `smqtt-testkit`: certificate authorities made here (rcgen), smqtt-broker with TLS
 //! listeners in-process, Mosquitto with a TLS listener (and a plain one for spies) as a process, and an impostor
-//! rumqttd. (Also included by the CLI crate's tests.)
+//! rumqttd.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::net::SocketAddr;

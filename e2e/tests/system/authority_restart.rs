@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smqtt_abe::Policy;
-use smqtt_client::SmqttClient;
+use smqtt_client::{QoS, SmqttClient};
 
 use crate::harness::{
     client_config, enroll, gate_toml_polling, publish_cli, run, run_ok, run_test, smqtt, statement_epoch, wait_for,
@@ -47,13 +47,13 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
 
     let (publisher, _) = SmqttClient::connect(sensor.identity(), &client_config(port)).expect("connect");
     let (subscriber, mut rx) = SmqttClient::connect(operator.identity(), &client_config(port)).expect("connect");
-    subscriber.subscribe("plant/#", 1).await.expect("subscribe");
+    subscriber.subscribe("plant/#", QoS::AtLeastOnce).await.expect("subscribe");
     // A probe under another policy (its own session) until the subscription is active, so that the stream's
     // first message, which carries its session's capsule, is not missed.
     let probe = Policy::parse("site:berlin").expect("policy");
     let mut subscribed = false;
     for _ in 0..50 {
-        publisher.publish(PROBE_TOPIC, &probe, 1, false, b"probe").await.expect("probe");
+        publisher.publish(PROBE_TOPIC, &probe, QoS::AtLeastOnce, false, b"probe").await.expect("probe");
         if rx.next_timeout(Duration::from_millis(200)).await.is_some() {
             subscribed = true;
             break;
@@ -71,7 +71,7 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
             let mut sent = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 publisher
-                    .publish(STREAM_TOPIC, &policy, 1, false, sent.to_string().as_bytes())
+                    .publish(STREAM_TOPIC, &policy, QoS::AtLeastOnce, false, sent.to_string().as_bytes())
                     .await
                     .expect("publish while the authority is up or down");
                 sent += 1;
@@ -147,7 +147,7 @@ async fn authority_killed_mid_run_clients_keep_working_and_renew_after_restart_b
     // The publisher renewed in place: its connection's CONNECT token is of the old epoch, its next session's
     // envelope carries the renewed credential, and the broker takes that.
     let policy = Policy::parse(TEMP_POLICY).expect("policy");
-    publisher.publish(STREAM_TOPIC, &policy, 1, false, b"after renewal").await.expect("publish");
+    publisher.publish(STREAM_TOPIC, &policy, QoS::AtLeastOnce, false, b"after renewal").await.expect("publish");
     let message = next_data(&mut rx, "op-2", WAIT).await.expect("op-2 reads after renewing");
     assert_eq!(message.payload(), b"after renewal");
     assert!(message.policy().contains(&format!("epoch:{epoch1}")), "{}", message.policy());

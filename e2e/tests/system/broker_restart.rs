@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use smqtt_client::{ClientConfig, MessageError, SmqttClient};
+use smqtt_client::{ClientConfig, MessageError, QoS, SmqttClient};
 
 use crate::harness::{
     artifact, client_config, enroll, gate_toml, run_test, smqtt, Authority, Device, Mosquitto, Sealing, SmqttBroker,
@@ -56,7 +56,7 @@ fn persistent(port: u16, client_id: &str) -> ClientConfig {
 
 /// Subscribes and probes (a `smqtt pub` each time: a fresh session) until the subscription is active.
 async fn subscribe_and_probe(client: &SmqttClient, rx: &mut smqtt_client::Messages, prober: &Device, port: u16) {
-    client.subscribe("plant/berlin/#", 1).await.expect("subscribe");
+    client.subscribe("plant/berlin/#", QoS::AtLeastOnce).await.expect("subscribe");
     for attempt in 0..20 {
         crate::harness::publish_cli(prober, port, PROBE_TOPIC, "site:berlin", &format!("probe {attempt}"));
         if rx.next_timeout(Duration::from_millis(1000)).await.is_some() {

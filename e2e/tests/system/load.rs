@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smqtt_abe::Policy;
-use smqtt_client::{SessionPolicy, SmqttClient};
+use smqtt_client::{QoS, SessionPolicy, SmqttClient};
 
 use crate::harness::{client_config, enroll_many, gate_toml, run_test, Authority, Sealing, SmqttBroker, TestDir};
 use crate::mqtt::TEMP_POLICY;
@@ -62,7 +62,7 @@ async fn hundred_concurrent_clients_qos1_none_lost_none_refused_body() {
     let mut subscriber_clients = Vec::new();
     for (i, device) in subscribers.iter().enumerate() {
         let (client, mut rx) = SmqttClient::connect(device.identity(), &client_config(port)).expect("connect");
-        client.subscribe(if i % 2 == 0 { "load/#" } else { "load/+/seq" }, 1).await.expect("subscribe");
+        client.subscribe(if i % 2 == 0 { "load/#" } else { "load/+/seq" }, QoS::AtLeastOnce).await.expect("subscribe");
         let tally = Arc::new(Mutex::new(Tally::default()));
         let shared = tally.clone();
         tokio::spawn(async move {
@@ -99,7 +99,7 @@ async fn hundred_concurrent_clients_qos1_none_lost_none_refused_body() {
     let deadline = Instant::now() + Duration::from_secs(20);
     while tallies.iter().any(|t| t.lock().expect("tally").probes == 0) {
         assert!(Instant::now() < deadline, "not every subscriber got a probe");
-        probe.publish("load/probe/seq", &probe_policy, 1, false, b"probe").await.expect("probe");
+        probe.publish("load/probe/seq", &probe_policy, QoS::AtLeastOnce, false, b"probe").await.expect("probe");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -120,7 +120,9 @@ async fn hundred_concurrent_clients_qos1_none_lost_none_refused_body() {
         .iter()
         .map(|(id, client)| {
             let (id, client, policy) = (id.clone(), client.clone(), warm_policy.clone());
-            tokio::spawn(async move { client.publish(&format!("warm/{id}"), &policy, 0, false, b"warm-up").await })
+            tokio::spawn(async move {
+                client.publish(&format!("warm/{id}"), &policy, QoS::AtMostOnce, false, b"warm-up").await
+            })
         })
         .collect();
     for task in warm {
@@ -143,7 +145,7 @@ async fn hundred_concurrent_clients_qos1_none_lost_none_refused_body() {
                 for seq in 0..MESSAGES {
                     tick.tick().await;
                     client
-                        .publish(&topic, &policy, 1, false, format!("{id} {seq}").as_bytes())
+                        .publish(&topic, &policy, QoS::AtLeastOnce, false, format!("{id} {seq}").as_bytes())
                         .await
                         .unwrap_or_else(|e| panic!("{id} publish {seq}: {e}"));
                 }

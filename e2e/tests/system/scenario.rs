@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use smqtt_client::{MessageError, SmqttClient};
+use smqtt_client::{MessageError, QoS, SmqttClient};
 
 use crate::harness::{
     client_config, enroll, gate_toml, publish_cli, run, run_ok, run_test, smqtt, statement_epoch, wait_for, Authority,
@@ -43,7 +43,7 @@ async fn scenario_three_subscribers_then_revocation_advances_the_epoch_body() {
 
     // op-berlin reads in this process (and renews in place); the other two are `smqtt sub` processes.
     let (op_client, mut op_rx) = SmqttClient::connect(operator.identity(), &client_config(port)).expect("connect");
-    op_client.subscribe("plant/#", 1).await.expect("subscribe");
+    op_client.subscribe("plant/#", QoS::AtLeastOnce).await.expect("subscribe");
     let mut admin_sub = CliSubscriber::start(&admin, port, "plant/#", &logs);
     let mut paris_sub = CliSubscriber::start(&paris, port, "plant/berlin/+/temp", &logs);
     // Probes (each `smqtt pub` is a fresh session, capsule included) until all three are subscribed. The
