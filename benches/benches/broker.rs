@@ -29,6 +29,7 @@ use criterion::Criterion;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use smqtt_abe::{AttributeSet, Policy};
 use smqtt_client::{Sealer, SessionPolicy};
+use smqtt_session::Outgoing;
 use smqtt_testkit::embedded::SmqttBroker;
 use smqtt_testkit::mosquitto::{Mosquitto, MosquittoConfig};
 use smqtt_testkit::rumqttd::Rumqttd;
@@ -119,9 +120,37 @@ fn start_mosquitto(plugin: Option<(&Path, &Path)>) -> Result<Mosquitto, String> 
     config.line("max_queued_messages 1000000").line("max_inflight_messages 100").no_log().try_start()
 }
 
-/// Envelopes for `topic`: sequence numbers 0.. (probes, measured, latency), sealed once; with `signed` false
-/// only the capsule-bearing ones (every 256th) are signed (session-key authentication, wire.md §6.5).
-fn envelopes(identities: &Identities, topic: &str, count: u64, signed: bool) -> Vec<Vec<u8>> {
+/// How a row's envelopes are authenticated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Sealing {
+    /// Each envelope signed on its own (what a lone message gets).
+    Each,
+    /// Signed in batches of 256 (wire.md §6.6): what the SDK's outbox does with a burst.
+    Batched,
+    /// Only the capsule-bearing ones (every 256th) signed: session-key authentication (wire.md §6.5).
+    Unsigned,
+}
+
+impl Sealing {
+    fn label(self) -> &'static str {
+        match self {
+            Sealing::Each => "signed, one by one",
+            Sealing::Batched => "signed, batches of 256 (§6.6)",
+            Sealing::Unsigned => "unsigned (§6.5)",
+        }
+    }
+
+    fn topic(self, fan: usize) -> String {
+        match self {
+            Sealing::Each => format!("plant/bench/fan{fan}"),
+            Sealing::Batched => format!("plant/bench/batched/fan{fan}"),
+            Sealing::Unsigned => format!("plant/bench/unsigned/fan{fan}"),
+        }
+    }
+}
+
+/// Envelopes for `topic`: sequence numbers 0.. (probes, measured, latency), sealed once, as `sealing` says.
+fn envelopes(identities: &Identities, topic: &str, count: u64, sealing: Sealing) -> Vec<Vec<u8>> {
     let (pk, _) = smqtt_abe::setup(&mut rand_core::OsRng).expect("setup");
     let (id, key, credential) = &identities.devices[0];
     let mut sealer = Sealer::new(
@@ -130,10 +159,20 @@ fn envelopes(identities: &Identities, topic: &str, count: u64, signed: bool) -> 
         credential.clone(),
         Arc::new(pk),
         1,
-        SessionPolicy { sign_every_message: signed, ..SessionPolicy::default() },
+        SessionPolicy { sign_every_message: sealing != Sealing::Unsigned, ..SessionPolicy::default() },
     );
     let policy = Policy::parse("role:bench").expect("policy");
     let payload = [0x5a; 256];
+    if sealing == Sealing::Batched {
+        let burst = vec![Outgoing { topic, policy: &policy, payload: &payload, retain: false }; smqtt_wire::MAX_BATCH];
+        let mut out = Vec::new();
+        while (out.len() as u64) < count {
+            let take = (count - out.len() as u64).min(burst.len() as u64) as usize;
+            let sealed = sealer.seal_batch(&burst[..take], smqtt_wire::UnixTime::now(), &mut rand_core::OsRng);
+            out.extend(sealed.expect("seal a batch"));
+        }
+        return out;
+    }
     (0..count)
         .map(|_| {
             sealer
@@ -182,8 +221,7 @@ struct Row {
     lost: usize,
     p50_ms: f64,
     p99_ms: f64,
-    /// Every envelope signed (else session-key authentication: every 256th).
-    signed: bool,
+    sealing: Sealing,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -282,7 +320,7 @@ async fn run_row(
         lost: expected.saturating_sub(delivered),
         p50_ms: percentile(&latencies, 0.5),
         p99_ms: percentile(&latencies, 0.99),
-        signed: true,
+        sealing: Sealing::Each,
     }
 }
 
@@ -334,13 +372,13 @@ fn main() {
     let gate_bind = gate_toml(dir.path(), &ids, false);
     let total = PROBES + n + LATENCY_MESSAGES;
     eprintln!("broker bench: sealing {} envelopes per topic …", total);
-    let topics: Vec<(usize, bool, String, Vec<Vec<u8>>)> = [true, false]
+    let topics: Vec<(usize, Sealing, String, Vec<Vec<u8>>)> = [Sealing::Each, Sealing::Batched, Sealing::Unsigned]
         .into_iter()
-        .flat_map(|signed| FAN_OUT.iter().map(move |&f| (f, signed)))
-        .map(|(f, signed)| {
-            let topic = if signed { format!("plant/bench/fan{f}") } else { format!("plant/bench/unsigned/fan{f}") };
-            let env = envelopes(&ids, &topic, total, signed);
-            (f, signed, topic, env)
+        .flat_map(|sealing| FAN_OUT.iter().map(move |&f| (f, sealing)))
+        .map(|(f, sealing)| {
+            let topic = sealing.topic(f);
+            let env = envelopes(&ids, &topic, total, sealing);
+            (f, sealing, topic, env)
         })
         .collect();
 
@@ -389,31 +427,33 @@ fn main() {
     let repeats: usize =
         std::env::var("SMQTT_BROKER_REPEATS").ok().and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 9);
     runtime.block_on(async {
-        for (fan, signed, topic, env) in &topics {
-            let contenders: Vec<_> = brokers.iter().filter(|b| *signed || !b.3).collect();
+        for (fan, sealing, topic, env) in &topics {
+            let contenders: Vec<_> = brokers.iter().filter(|b| *sealing != Sealing::Unsigned || !b.3).collect();
             let mut runs: Vec<Vec<Row>> = contenders.iter().map(|_| Vec::new()).collect();
             for round in 0..repeats {
                 for ((name, addr, auth, _), runs) in contenders.iter().zip(runs.iter_mut()) {
-                    eprintln!("broker bench: {name}, {fan} subscriber(s), signed {signed}, run {} …", round + 1);
+                    eprintln!("broker bench: {name}, {fan} subscriber(s), {}, run {} …", sealing.label(), round + 1);
                     runs.push(run_row(name, *addr, *auth, &ids, *fan, env, n, topic).await);
                 }
             }
             for mut runs in runs {
                 runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
                 let mut row = runs.swap_remove(runs.len() / 2);
-                row.signed = *signed;
+                row.sealing = *sealing;
                 rows.push(row);
             }
         }
     });
     let position = |name: &str| brokers.iter().position(|b| b.0 == name).unwrap_or(usize::MAX);
-    rows.sort_by_key(|r| (position(&r.broker), !r.signed, r.subscribers));
-    let unsigned = topics.iter().find(|t| !t.1).expect("unsigned topic");
+    rows.sort_by_key(|r| (position(&r.broker), r.sealing, r.subscribers));
+    let unsigned = topics.iter().find(|t| t.1 == Sealing::Unsigned).expect("unsigned topic");
+    let batched = topics.iter().find(|t| t.1 == Sealing::Batched).expect("batched topic");
     let mut micro = gate_micro(
         &ids,
         &gate,
         &[
             ("gate_check_publish/envelope_256B", &topics[0].2, &topics[0].3[PROBES as usize + 1]),
+            ("gate_check_publish/batched_envelope_256B", &batched.2, &batched.3[PROBES as usize + 1]),
             ("gate_check_publish/unsigned_envelope_256B", &unsigned.2, &unsigned.3[PROBES as usize + 1]),
             ("gate_check_publish/plaintext_refused", &topics[0].2, b"23.5 C"),
         ],
@@ -436,14 +476,14 @@ fn main() {
         "| broker | envelopes | subscribers | msgs/s | deliveries/s | lost | p50 ms | p99 ms | vs plain |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let plain: HashMap<(usize, bool, bool), f64> = rows
+    let plain: HashMap<(usize, bool, Sealing), f64> = rows
         .iter()
         .filter(|r| r.broker.contains("plain"))
-        .map(|r| ((r.subscribers, r.broker.starts_with("Mosquitto"), r.signed), r.rate))
+        .map(|r| ((r.subscribers, r.broker.starts_with("Mosquitto"), r.sealing), r.rate))
         .collect();
     for r in &rows {
         let base =
-            plain.get(&(r.subscribers, r.broker.starts_with("Mosquitto"), r.signed)).copied().unwrap_or(f64::NAN);
+            plain.get(&(r.subscribers, r.broker.starts_with("Mosquitto"), r.sealing)).copied().unwrap_or(f64::NAN);
         let vs = if r.broker.contains("plain") {
             "—".to_owned()
         } else {
@@ -453,7 +493,7 @@ fn main() {
             out,
             "| {} | {} | {} | {:.0} | {:.0} | {} | {:.2} | {:.2} | {vs} |",
             r.broker,
-            if r.signed { "signed" } else { "unsigned (§6.5)" },
+            r.sealing.label(),
             r.subscribers,
             r.rate,
             r.rate * r.subscribers as f64,

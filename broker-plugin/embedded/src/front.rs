@@ -1,27 +1,40 @@
-//! The front door of a plain-TCP listener. rumqttd gives its `Protocol` (our guard) no peer address, and the
-//! gate needs one to throttle password guessing per source. So the broker accepts plain-TCP connections itself
-//! and relays each to rumqttd's own listener on a loopback port, first writing a header that names the client's
-//! address: `SMQTTPX1`, a per-process random secret (16 bytes), the address (16 bytes, IPv4 mapped). The guard
-//! reads and checks the header before any MQTT byte; a connection without it (say, a local process dialling the
-//! loopback port directly) is closed. On a TLS listener the front door also terminates TLS (rustls, the
-//! listener's `certpath`/`keypath`, handshake within `connection_timeout_ms`) and relays the plaintext, so TLS
-//! clients are told apart by address too.
+//! The front door of every listener. The broker accepts connections itself, on a runtime of its own with a
+//! worker per core, and relays each to rumqttd's own listener on a loopback port, first writing a header:
+//! `SMQTTPX2`, a per-process random secret (16 bytes), the client's address (16 bytes, IPv4 mapped) and the
+//! connection's lane (8 bytes, `precheck.rs`). The guard reads and checks the header before any MQTT byte; a
+//! connection without it (say, a local process dialling the loopback port directly) is closed. Two reasons:
+//!
+//! * rumqttd gives its `Protocol` (our guard) no peer address, and the gate needs one to throttle password
+//!   guessing per source;
+//! * the gate's PUBLISH decisions are made here, frame by frame before forwarding (`precheck.rs`), not on the
+//!   one thread rumqttd moves all of a listener's packets on.
+//!
+//! On a TLS listener the front door also terminates TLS (rustls, the listener's `certpath`/`keypath`,
+//! handshake within `connection_timeout_ms`) and relays the plaintext.
 //!
 //! Bound: at most `[limits] max_connections` relayed connections at once (further ones are closed on accept,
-//! as rumqttd would refuse them anyway); each costs two sockets and one task, and ends as soon as either side
-//! does (rumqttd's connection timeout and keep-alive bound an idle client).
+//! as rumqttd would refuse them anyway); each costs two sockets, one task and a read buffer of at most one
+//! packet (`max_packet_size`), and ends as soon as either side does (rumqttd's connection timeout and
+//! keep-alive bound an idle client).
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use rand_core::RngCore;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use rumqttd::protocol::Protocol;
+use smqtt_gate::Gate;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-const MAGIC: &[u8; 8] = b"SMQTTPX1";
-/// The header's length: magic, secret, address.
-pub(crate) const HEADER_LEN: usize = 8 + 16 + 16;
+use crate::precheck::{frame_len, Checker, Lanes};
+
+const MAGIC: &[u8; 8] = b"SMQTTPX2";
+/// The header's length: magic, secret, address, lane.
+pub(crate) const HEADER_LEN: usize = 8 + 16 + 16 + 8;
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// The per-process secret that authenticates the header.
 #[derive(Clone)]
@@ -40,7 +53,7 @@ impl Secret {
         Secret(bytes)
     }
 
-    fn header(&self, peer: IpAddr) -> [u8; HEADER_LEN] {
+    fn header(&self, peer: IpAddr, lane: u64) -> [u8; HEADER_LEN] {
         let mut out = [0; HEADER_LEN];
         out[..8].copy_from_slice(MAGIC);
         out[8..24].copy_from_slice(&self.0);
@@ -48,20 +61,22 @@ impl Secret {
             IpAddr::V4(v4) => v4.to_ipv6_mapped(),
             IpAddr::V6(v6) => v6,
         };
-        out[24..].copy_from_slice(&v6.octets());
+        out[24..40].copy_from_slice(&v6.octets());
+        out[40..].copy_from_slice(&lane.to_be_bytes());
         out
     }
 
-    /// The client's address from a header (`None`: not a header of this process).
-    pub(crate) fn parse(&self, bytes: &[u8]) -> Option<IpAddr> {
+    /// The client's address and the connection's lane from a header (`None`: not a header of this process).
+    pub(crate) fn parse(&self, bytes: &[u8]) -> Option<(IpAddr, u64)> {
         let header = bytes.get(..HEADER_LEN)?;
         // Constant time over the secret.
         let diff = header[8..24].iter().zip(&self.0).fold(0u8, |d, (a, b)| d | (a ^ b));
         if &header[..8] != MAGIC || diff != 0 {
             return None;
         }
-        let octets: [u8; 16] = header[24..].try_into().ok()?;
-        Some(Ipv6Addr::from(octets).to_canonical())
+        let octets: [u8; 16] = header[24..40].try_into().ok()?;
+        let lane: [u8; 8] = header[40..].try_into().ok()?;
+        Some((Ipv6Addr::from(octets).to_canonical(), u64::from_be_bytes(lane)))
     }
 }
 
@@ -90,14 +105,27 @@ pub(crate) fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Accepts on `public` and relays every connection to `internal` (rumqttd), header first. Runs forever.
-pub(crate) async fn relay(
-    public: TcpListener,
-    entry: Entry,
-    internal: SocketAddr,
-    secret: Secret,
-    max_connections: usize,
-) {
+/// What every relayed connection of a listener shares.
+#[derive(Clone)]
+pub(crate) struct Door<P> {
+    pub(crate) entry: Entry,
+    /// rumqttd's loopback listener.
+    pub(crate) internal: SocketAddr,
+    pub(crate) secret: Secret,
+    pub(crate) max_connections: usize,
+    /// The listener's codec (rumqttd's V4 or V5), for deciding PUBLISH frames.
+    pub(crate) codec: P,
+    pub(crate) gate: Arc<Gate>,
+    pub(crate) lanes: Arc<Lanes>,
+    /// `[limits] max_packet_size`.
+    pub(crate) max_packet: usize,
+    /// How long a PUBLISH after the CONNECT waits for the guard's login decision.
+    pub(crate) login_wait: std::time::Duration,
+}
+
+/// Accepts on `public` and relays every connection to `door.internal` (rumqttd), header first. Runs forever.
+pub(crate) async fn relay<P: Protocol + Clone + Send + Sync + 'static>(public: TcpListener, door: Door<P>) {
+    let max_connections = door.max_connections;
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
         let (client, peer) = match public.accept().await {
@@ -113,16 +141,15 @@ pub(crate) async fn relay(
             tracing::info!(%peer, "connection refused: max_connections relayed");
             continue;
         };
-        let header = secret.header(peer.ip());
-        let entry = entry.clone();
+        let door = door.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let _ = client.set_nodelay(true);
-            match entry {
-                Entry::Plain => connect_inner(client, internal, &header).await,
+            match door.entry.clone() {
+                Entry::Plain => connect_inner(client, peer.ip(), &door).await,
                 Entry::Tls { acceptor, handshake } => {
                     match tokio::time::timeout(handshake, acceptor.accept(client)).await {
-                        Ok(Ok(client)) => connect_inner(client, internal, &header).await,
+                        Ok(Ok(client)) => connect_inner(client, peer.ip(), &door).await,
                         Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -133,26 +160,75 @@ pub(crate) async fn relay(
 }
 
 /// Connects to rumqttd, sends the header, relays.
-async fn connect_inner<S: AsyncRead + AsyncWrite + Unpin>(client: S, internal: SocketAddr, header: &[u8]) {
-    let Ok(mut inner) = TcpStream::connect(internal).await else { return };
+async fn connect_inner<S: AsyncRead + AsyncWrite + Unpin, P: Protocol + Clone>(client: S, peer: IpAddr, door: &Door<P>) {
+    let Ok(mut inner) = TcpStream::connect(door.internal).await else { return };
     let _ = inner.set_nodelay(true);
-    if inner.write_all(header).await.is_err() {
+    let lane = door.lanes.open();
+    if inner.write_all(&door.secret.header(peer, lane.id)).await.is_err() {
         return;
     }
-    relay_until_either_ends(client, inner).await;
+    let checker =
+        Checker::new(door.codec.clone(), door.gate.clone(), lane.lane.clone(), door.max_packet, door.login_wait);
+    relay_until_either_ends(client, inner, checker, door.max_packet).await;
+    drop(lane);
 }
 
-/// Copies both ways until *either* side ends, then closes both: when rumqttd drops a client (no CONNECT within
+/// Relays both ways until *either* side ends, then closes both: when rumqttd drops a client (no CONNECT within
 /// `connection_timeout_ms`, a refused CONNECT, keep-alive), the client's socket and its slot go with it, even if
-/// the client never closes its half.
-async fn relay_until_either_ends<S: AsyncRead + AsyncWrite + Unpin>(client: S, inner: TcpStream) {
-    let (mut from_client, mut to_client) = tokio::io::split(client);
-    let (mut from_inner, mut to_inner) = tokio::io::split(inner);
+/// the client never closes its half. Client to broker goes frame by frame through `checker`.
+async fn relay_until_either_ends<S: AsyncRead + AsyncWrite + Unpin, P: Protocol>(
+    client: S,
+    inner: TcpStream,
+    checker: Checker<P>,
+    max_packet: usize,
+) {
+    let (from_client, mut to_client) = tokio::io::split(client);
+    let (mut from_inner, to_inner) = tokio::io::split(inner);
     tokio::select! {
-        _ = tokio::io::copy(&mut from_client, &mut to_inner) => {}
+        _ = forward_checked(from_client, to_inner, checker, max_packet) => {}
         _ = tokio::io::copy(&mut from_inner, &mut to_client) => {}
     }
     let _ = to_client.shutdown().await;
+}
+
+/// Client to broker: every complete frame read is checked (in order) and the checked frames of a read are
+/// written on together. Ends at the client's EOF, an I/O error, or a frame that is malformed or larger than
+/// `max_packet` (rumqttd would close the connection for it too); then shuts the broker side.
+async fn forward_checked<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, P: Protocol>(
+    mut from_client: R,
+    mut to_inner: W,
+    mut checker: Checker<P>,
+    max_packet: usize,
+) {
+    let mut buffer = BytesMut::with_capacity(READ_CHUNK);
+    'relay: loop {
+        let mut checked = 0;
+        loop {
+            match frame_len(&buffer[checked..], max_packet) {
+                Ok(Some(len)) => {
+                    checker.before_forwarding(&buffer[checked..checked + len]).await;
+                    checked += len;
+                }
+                Ok(None) => break,
+                Err(()) => {
+                    tracing::debug!("front door: malformed or oversized frame; closing");
+                    let _ = to_inner.write_all(&buffer[..checked]).await;
+                    break 'relay;
+                }
+            }
+        }
+        if checked > 0 {
+            let frames = buffer.split_to(checked);
+            if to_inner.write_all(&frames).await.is_err() {
+                break;
+            }
+        }
+        buffer.reserve(READ_CHUNK);
+        match from_client.read_buf(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
     let _ = to_inner.shutdown().await;
 }
 
@@ -165,8 +241,8 @@ mod tests {
         let (a, b) = (Secret::random(), Secret::random());
         for ip in ["127.0.0.2", "2001:db8::7"] {
             let ip: IpAddr = ip.parse().expect("an address");
-            assert_eq!(a.parse(&a.header(ip)), Some(ip));
-            assert_eq!(b.parse(&a.header(ip)), None);
+            assert_eq!(a.parse(&a.header(ip, 7)), Some((ip, 7)));
+            assert_eq!(b.parse(&a.header(ip, 7)), None);
         }
         assert_eq!(a.parse(&[0x10, 0, 0, 0]), None);
     }

@@ -16,7 +16,10 @@
 //!   `auto_id_prefix anon:`); every other empty id is refused by the gate (0x85 / 2). rumqttd's router drops,
 //!   without a CONNACK, a client whose id contains `/`, `+`, `#` or `$`: accepted ids are handed to it with
 //!   those and `%` percent-encoded (injective, so distinct ids stay distinct), and `<device_id>/<suffix>` works.
-//! * **PUBLISH**: v5 topic aliases are resolved here and removed, so the router only sees full topics. A
+//! * **PUBLISH**: v5 topic aliases are resolved here and removed, so the router only sees full topics. The
+//!   gate's decision was made by the front door before the packet reached rumqttd (`precheck.rs`: off the
+//!   thread that moves every client's packets); the guard takes it from the connection's lane, checking it is
+//!   for this topic and payload length, and decides itself only what the front door could not. A
 //!   refused QoS 0 publish is dropped; a refused QoS 1/2 publish is rewritten to the topic `$smqtt/rejected`
 //!   with an empty payload (no filter ever matches a `$` topic and rumqttd refuses `$` subscriptions, so it is
 //!   stored nowhere), so the router still acknowledges it; for v5 `write` turns that PUBACK's reason into the
@@ -26,9 +29,9 @@
 //! * **SUBSCRIBE**: refused filters are taken out before the router sees them and their return codes put back
 //!   into the SUBACK (v3.1.1 0x80; v5 0x87 or 0x8F). `$…` filters other than `$share/…` are refused here too
 //!   (rumqttd would disconnect the client).
-//! * **Peer address**: on plain-TCP listeners every connection arrives through the front door (`front.rs`),
-//!   whose header, checked before any MQTT byte, names the client's address for the gate (throttling of
-//!   password guesses per source); a connection without a valid header is closed.
+//! * **Peer address**: every connection arrives through the front door (`front.rs`), whose header, checked
+//!   before any MQTT byte, names the client's address for the gate (throttling of password guesses per
+//!   source) and the connection's lane; a connection without a valid header is closed.
 //! * **Sessions**: when the connection ends (the guard is dropped), the gate is told (`Gate::disconnected`), so
 //!   the session no longer counts against the session limits.
 //! * **Robustness**: packet types a client may not send (CONNACK, SUBACK, UNSUBACK, PINGRESP, AUTH) and a
@@ -49,6 +52,7 @@ use rumqttd::protocol::{
 use smqtt_gate::{ClientSession, Gate, PublishDecision, RefusalReason};
 
 use crate::front::{Secret, HEADER_LEN};
+use crate::precheck::{Lane, Lanes};
 
 /// Where refused QoS 1/2 publishes go so that the router still acknowledges them (matched by no filter).
 pub const QUARANTINE_TOPIC: &str = "$smqtt/rejected";
@@ -72,6 +76,8 @@ pub(crate) struct GuardMetrics {
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) quarantined: AtomicU64,
+    /// PUBLISH decisions the guard made itself (the front door could not: see `precheck.rs`).
+    pub(crate) decided_inline: AtomicU64,
 }
 
 /// What the guard knows of the client's address.
@@ -90,6 +96,9 @@ pub(crate) struct Guard<P> {
     metrics: Arc<GuardMetrics>,
     /// The front door's secret, for listeners behind one.
     front: Option<Secret>,
+    /// The front door's lanes; `lane`: this connection's (its PUBLISH decisions, made by the front door).
+    lanes: Arc<Lanes>,
+    lane: Option<Arc<Lane>>,
     peer: Peer,
     connected: bool,
     session: Option<ClientSession>,
@@ -109,6 +118,7 @@ impl<P: Clone> Guard<P> {
         gate: Arc<Gate>,
         metrics: Arc<GuardMetrics>,
         front: Option<Secret>,
+        lanes: Arc<Lanes>,
     ) -> Guard<P> {
         let peer = match &front {
             Some(secret) => Peer::Expected(secret.clone()),
@@ -120,6 +130,8 @@ impl<P: Clone> Guard<P> {
             gate,
             metrics,
             front,
+            lanes,
+            lane: None,
             peer,
             connected: false,
             session: None,
@@ -136,7 +148,14 @@ impl<P: Clone> Guard<P> {
 /// A fresh state for every connection: only the codec, gate and counters are shared.
 impl<P: Clone> Clone for Guard<P> {
     fn clone(&self) -> Self {
-        Guard::new(self.inner.clone(), self.version, self.gate.clone(), self.metrics.clone(), self.front.clone())
+        Guard::new(
+            self.inner.clone(),
+            self.version,
+            self.gate.clone(),
+            self.metrics.clone(),
+            self.front.clone(),
+            self.lanes.clone(),
+        )
     }
 }
 
@@ -285,12 +304,18 @@ impl<P: Protocol> Guard<P> {
         match decision {
             Ok(session) => {
                 tracing::debug!(client = %connect.client_id, role = session.role().kind(), "connect accepted");
+                if let Some(lane) = &self.lane {
+                    lane.accepted(&session);
+                }
                 self.session = Some(session);
                 connect.client_id = router_client_id(&connect.client_id);
                 Ok(Packet::Connect(connect, props, will, will_props, None))
             }
             Err(refusal) => {
                 tracing::info!(client = %connect.client_id, %refusal, "connect refused");
+                if let Some(lane) = &self.lane {
+                    lane.refused();
+                }
                 self.refused_connect.set(Some(refusal.reason));
                 self.assigned_id.borrow_mut().take();
                 let refused = Connect { keep_alive: 60, client_id: String::new(), clean_session: false };
@@ -325,7 +350,20 @@ impl<P: Protocol> Guard<P> {
         }
         let Some(session) = &self.session else { return Err(self.protocol_error(Error::IncorrectPacketFormat)) };
         let topic = std::str::from_utf8(&publish.topic).map_err(|_| self.protocol_error(Error::TopicNotUtf8))?;
-        match self.gate.check_publish(session, topic, qos, publish.retain, &publish.payload) {
+        // Decided by the front door already (precheck.rs), else here.
+        let decided = match self.lane.as_ref().map(|lane| lane.take(topic, publish.payload.len())) {
+            Some(Err(())) => return Err(self.protocol_error(Error::IncorrectPacketFormat)),
+            Some(Ok(decided)) => decided,
+            None => None,
+        };
+        let decision = match decided {
+            Some(decision) => decision,
+            None => {
+                self.metrics.decided_inline.fetch_add(1, Ordering::Relaxed);
+                self.gate.check_publish(session, topic, qos, publish.retain, &publish.payload)
+            }
+        };
+        match decision {
             PublishDecision::Accept => Ok(Some(Packet::Publish(publish, props))),
             PublishDecision::Replace(sealed) => {
                 publish.payload = Bytes::from(sealed);
@@ -382,11 +420,12 @@ impl<P: Protocol> Protocol for Guard<P> {
             if stream.len() < HEADER_LEN {
                 return Err(Error::InsufficientBytes(HEADER_LEN - stream.len()));
             }
-            let Some(peer) = secret.parse(stream) else {
+            let Some((peer, lane)) = secret.parse(stream) else {
                 return Err(self.protocol_error(Error::IncorrectPacketFormat));
             };
             stream.advance(HEADER_LEN);
             self.peer = Peer::Known(Some(peer));
+            self.lane = self.lanes.claim(lane);
         }
         loop {
             let Some(&first) = stream.first() else { return Err(Error::InsufficientBytes(2)) };

@@ -28,6 +28,11 @@ fn broker_text(guards: &GuardMetrics) -> String {
         "Refused QoS 1/2 publishes acknowledged and discarded.",
         guards.quarantined.load(Ordering::Relaxed),
     )
+    .counter(
+        "smqtt_broker_publish_decided_inline_total",
+        "PUBLISH decisions made on rumqttd's listener thread because the front door could not make them.",
+        guards.decided_inline.load(Ordering::Relaxed),
+    )
     .gauge("smqtt_broker_up", "The broker is running.", 1u8);
     out.finish()
 }
