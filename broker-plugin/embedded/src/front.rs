@@ -28,13 +28,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::precheck::{frame_len, Checker, Lanes};
+use crate::precheck::{frame_len, Checker, Lanes, MAX_PENDING};
 
 const MAGIC: &[u8; 8] = b"SMQTTPX2";
 /// The header's length: magic, secret, address, lane.
 pub(crate) const HEADER_LEN: usize = 8 + 16 + 16 + 8;
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 64 * 1024;
+/// Decided frames held back at most before they are written to rumqttd (fewer than [`MAX_PENDING`]).
+const FLUSH_EVERY: usize = MAX_PENDING / 4;
 
 /// The per-process secret that authenticates the header.
 #[derive(Clone)]
@@ -160,7 +162,11 @@ pub(crate) async fn relay<P: Protocol + Clone + Send + Sync + 'static>(public: T
 }
 
 /// Connects to rumqttd, sends the header, relays.
-async fn connect_inner<S: AsyncRead + AsyncWrite + Unpin, P: Protocol + Clone>(client: S, peer: IpAddr, door: &Door<P>) {
+async fn connect_inner<S: AsyncRead + AsyncWrite + Unpin, P: Protocol + Clone>(
+    client: S,
+    peer: IpAddr,
+    door: &Door<P>,
+) {
     let Ok(mut inner) = TcpStream::connect(door.internal).await else { return };
     let _ = inner.set_nodelay(true);
     let lane = door.lanes.open();
@@ -202,12 +208,24 @@ async fn forward_checked<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, P: Protoco
 ) {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     'relay: loop {
-        let mut checked = 0;
+        // `buffer[..checked]`: frames decided but not yet written; `held`: how many.
+        let (mut checked, mut held) = (0, 0);
         loop {
             match frame_len(&buffer[checked..], max_packet) {
                 Ok(Some(len)) => {
+                    // Write what is decided before waiting on the guard: for the login, the CONNECT must reach
+                    // it; and fewer than MAX_PENDING undelivered decisions may wait, or the lane never drains.
+                    let frame = &buffer[checked..checked + len];
+                    if checked > 0 && (held >= FLUSH_EVERY || checker.awaits_login(frame)) {
+                        let frames = buffer.split_to(checked);
+                        if to_inner.write_all(&frames).await.is_err() {
+                            break 'relay;
+                        }
+                        (checked, held) = (0, 0);
+                    }
                     checker.before_forwarding(&buffer[checked..checked + len]).await;
                     checked += len;
+                    held += 1;
                 }
                 Ok(None) => break,
                 Err(()) => {

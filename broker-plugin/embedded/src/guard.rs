@@ -169,7 +169,7 @@ impl<P> Drop for Guard<P> {
 }
 
 /// QoS and packet id of the complete PUBLISH frame at the start of `stream` (`None` if incomplete or malformed).
-fn peek_publish(stream: &[u8]) -> Option<(u8, u16)> {
+pub(crate) fn peek_publish(stream: &[u8]) -> Option<(u8, u16)> {
     let first = *stream.first()?;
     let (mut len, mut shift, mut i) = (0usize, 0u32, 1usize);
     loop {

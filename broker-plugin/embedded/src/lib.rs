@@ -36,9 +36,12 @@
 //! plain PUBREC and is dropped. A refused SUBSCRIBE filter gets 0x80 (v3.1.1) or 0x87/0x8F (v5) in the SUBACK.
 //! A refused will refuses the CONNECT. Protocol violations close the connection.
 //!
-//! With legacy clients configured, every listener is accepted by the broker itself (TLS terminated there) and
-//! relayed to rumqttd on a loopback port behind an authenticated header naming the client's address
-//! (`front.rs`), so the gate can throttle password guessing per source.
+//! Every listener is accepted by the broker's front door (TLS terminated there), on a runtime of its own with a
+//! worker per core, and relayed to rumqttd on a loopback port behind an authenticated header naming the
+//! client's address (`front.rs`), so the gate can throttle password guessing per source. The front door also
+//! decides each PUBLISH before rumqttd's single listener thread sees it (`precheck.rs`): signature checks
+//! never stall the thread that moves every client's packets, and a publisher faster than the checks is slowed
+//! down through TCP instead of overrunning rumqttd's bounded log.
 //!
 //! rumqttd has no shutdown: the broker's threads run until the process exits.
 
@@ -47,6 +50,7 @@ mod config;
 mod front;
 mod guard;
 mod metrics;
+mod precheck;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -55,13 +59,14 @@ use std::time::{Duration, Instant};
 
 use rumqttd::protocol::v4::V4;
 use rumqttd::protocol::v5::V5;
-use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings, TlsConfig};
+use rumqttd::{ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
 use smqtt_gate::{AuthorityLink, Gate};
 
 use authority_link::HttpAuthorityLink;
 pub use config::{BrokerConfig, Limits, ListenerConfig, MetricsConfig, TlsFiles};
 pub use guard::QUARANTINE_TOPIC;
 use guard::{Guard, GuardMetrics, Version};
+use precheck::Lanes;
 
 /// Everything that can stop the broker from starting.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,37 @@ fn wait_listening(addr: SocketAddr) -> Result<(), Error> {
     Err(Error::Bind { addr, message: "the listener did not come up".into() })
 }
 
+/// The front doors' runtime: a worker per core, on threads of its own that run until the process exits.
+fn front_runtime() -> Result<tokio::runtime::Handle, Error> {
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("smqtt-front")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Thread(e.to_string()))?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("smqtt-front-main".into())
+        .spawn(move || runtime.block_on(std::future::pending::<()>()))
+        .map_err(|e| Error::Thread(e.to_string()))?;
+    Ok(handle)
+}
+
+/// Starts the front door of one listener on `runtime`.
+fn spawn_front<P: rumqttd::protocol::Protocol + Clone + Send + Sync + 'static>(
+    runtime: &tokio::runtime::Handle,
+    public: TcpListener,
+    door: front::Door<P>,
+) {
+    runtime.spawn(async move {
+        match tokio::net::TcpListener::from_std(public) {
+            Ok(public) => front::relay(public, door).await,
+            Err(e) => tracing::error!(error = %e, "cannot use the listener"),
+        }
+    });
+}
+
 fn router_config(limits: &Limits) -> RouterConfig {
     RouterConfig {
         max_connections: limits.max_connections,
@@ -145,25 +181,14 @@ fn router_config(limits: &Limits) -> RouterConfig {
     }
 }
 
-/// rumqttd's settings for `listener`, listening on `addr`; `behind_front`: on the front door's loopback port
-/// (plain TCP: the front door terminates any TLS).
-fn server_settings(
-    config: &BrokerConfig,
-    name: &str,
-    listener: &ListenerConfig,
-    addr: SocketAddr,
-    behind_front: bool,
-) -> ServerSettings {
+/// rumqttd's settings for a listener on the front door's loopback port `addr` (plain TCP: the front door
+/// terminates any TLS).
+fn server_settings(config: &BrokerConfig, name: &str, addr: SocketAddr) -> ServerSettings {
     let limits = &config.limits;
-    let tls = listener.tls.as_ref().filter(|_| !behind_front).map(|t| TlsConfig::Rustls {
-        capath: None,
-        certpath: config.resolve(&t.certpath).display().to_string(),
-        keypath: config.resolve(&t.keypath).display().to_string(),
-    });
     ServerSettings {
         name: name.to_owned(),
         listen: addr,
-        tls,
+        tls: None,
         next_connection_delay_ms: 0,
         connections: ConnectionSettings {
             connection_timeout_ms: limits.connection_timeout_ms,
@@ -213,37 +238,51 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
     };
 
     let router_tx = Router::new(0, router_config(&config.limits)).spawn();
+    let front_runtime = front_runtime()?;
+    let lanes = Arc::new(Lanes::default());
     let mut bound: HashMap<&str, SocketAddr> = HashMap::new();
     for (name, listener) in [("v4", &config.v4), ("v5", &config.v5)] {
         let Some(listener) = listener else { continue };
-        // With legacy clients configured the front door accepts on the public address (plain TCP, or TLS it
-        // terminates itself), so the gate learns each client's address to throttle password guessing, and relays
-        // to rumqttd on a loopback port. Otherwise rumqttd accepts itself (see `front.rs`).
-        let (addr, front) = if gate.checks_passwords() {
-            let bind_error = |e: std::io::Error| Error::Bind { addr: listener.listen, message: e.to_string() };
-            let public = TcpListener::bind(listener.listen).map_err(bind_error)?;
-            public.set_nonblocking(true).map_err(bind_error)?;
-            let addr = public.local_addr().map_err(bind_error)?;
-            let internal = concrete(SocketAddr::from(([127, 0, 0, 1], 0)))?;
-            let entry = match &listener.tls {
-                None => front::Entry::Plain,
-                Some(tls) => front::Entry::Tls {
-                    acceptor: front::tls_acceptor(&config.resolve(&tls.certpath), &config.resolve(&tls.keypath))
-                        .map_err(Error::Config)?,
-                    handshake: std::time::Duration::from_millis(config.limits.connection_timeout_ms.max(1).into()),
-                },
-            };
-            (addr, Some((public, entry, internal, front::Secret::random())))
-        } else {
-            (concrete(listener.listen)?, None)
+        // The front door accepts on the public address (plain TCP, or TLS it terminates itself), decides
+        // PUBLISH frames on its own runtime and relays to rumqttd on a loopback port (see `front.rs`).
+        let bind_error = |e: std::io::Error| Error::Bind { addr: listener.listen, message: e.to_string() };
+        let public = TcpListener::bind(listener.listen).map_err(bind_error)?;
+        public.set_nonblocking(true).map_err(bind_error)?;
+        let addr = public.local_addr().map_err(bind_error)?;
+        let internal = concrete(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let entry = match &listener.tls {
+            None => front::Entry::Plain,
+            Some(tls) => front::Entry::Tls {
+                acceptor: front::tls_acceptor(&config.resolve(&tls.certpath), &config.resolve(&tls.keypath))
+                    .map_err(Error::Config)?,
+                handshake: Duration::from_millis(config.limits.connection_timeout_ms.max(1).into()),
+            },
         };
-        let internal = front.as_ref().map(|(_, _, internal, _)| *internal);
-        let settings = server_settings(&config, name, listener, internal.unwrap_or(addr), internal.is_some());
-        let max_connections = config.limits.max_connections;
-        let tx = router_tx.clone();
-        let gate = gate.clone();
-        let guards = guards.clone();
+        let secret = front::Secret::random();
+        let limits = &config.limits;
+        macro_rules! door {
+            ($codec:expr) => {
+                front::Door {
+                    entry: entry.clone(),
+                    internal,
+                    secret: secret.clone(),
+                    max_connections: limits.max_connections,
+                    codec: $codec,
+                    gate: gate.clone(),
+                    lanes: lanes.clone(),
+                    max_packet: limits.max_packet_size,
+                    login_wait: Duration::from_millis(limits.connection_timeout_ms.max(1).into()),
+                }
+            };
+        }
         let version = if name == "v4" { Version::V4 } else { Version::V5 };
+        match version {
+            Version::V4 => spawn_front(&front_runtime, public, door!(V4)),
+            Version::V5 => spawn_front(&front_runtime, public, door!(V5)),
+        }
+        let settings = server_settings(&config, name, internal);
+        let tx = router_tx.clone();
+        let (gate, guards, lanes) = (gate.clone(), guards.clone(), lanes.clone());
         std::thread::Builder::new()
             .name(format!("smqtt-{name}"))
             .spawn(move || {
@@ -252,23 +291,15 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
                     Err(e) => return tracing::error!(error = %e, "cannot build the listener runtime"),
                 };
                 runtime.block_on(async move {
-                    let secret = front.as_ref().map(|(_, _, _, secret)| secret.clone());
-                    if let Some((public, entry, internal, secret)) = front {
-                        match tokio::net::TcpListener::from_std(public) {
-                            Ok(public) => {
-                                tokio::spawn(front::relay(public, entry, internal, secret, max_connections));
-                            }
-                            Err(e) => return tracing::error!(error = %e, "cannot use the listener"),
-                        }
-                    }
+                    let secret = Some(secret);
                     let result = match version {
                         Version::V4 => {
-                            Server::new(settings, tx, Guard::new(V4, version, gate, guards, secret))
+                            Server::new(settings, tx, Guard::new(V4, version, gate, guards, secret, lanes))
                                 .start(LinkType::Remote)
                                 .await
                         }
                         Version::V5 => {
-                            Server::new(settings, tx, Guard::new(V5, version, gate, guards, secret))
+                            Server::new(settings, tx, Guard::new(V5, version, gate, guards, secret, lanes))
                                 .start(LinkType::Remote)
                                 .await
                         }
@@ -280,9 +311,7 @@ pub fn start(config: BrokerConfig) -> Result<RunningBroker, Error> {
             })
             .map_err(|e| Error::Thread(e.to_string()))?;
         bound.insert(name, addr);
-        if let Some(internal) = internal {
-            wait_listening(internal)?;
-        }
+        wait_listening(internal)?;
     }
     for addr in bound.values() {
         wait_listening(*addr)?;

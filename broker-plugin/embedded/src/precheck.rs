@@ -189,6 +189,11 @@ impl<P: Protocol> Checker<P> {
         }
     }
 
+    /// Whether deciding `frame` first waits for the guard's login decision (so the CONNECT must be written first).
+    pub(crate) fn awaits_login(&self, frame: &[u8]) -> bool {
+        frame.first().is_some_and(|b| b >> 4 == 3) && self.connect_forwarded && !self.login_seen
+    }
+
     /// Called for every complete frame, in order, before it is forwarded.
     pub(crate) async fn before_forwarding(&mut self, frame: &[u8]) {
         match frame.first().map(|b| b >> 4) {
@@ -212,6 +217,7 @@ impl<P: Protocol> Checker<P> {
 
     fn decide(&mut self, session: &ClientSession, frame: &[u8]) -> Verdict {
         let undecided = Verdict { topic: String::new(), payload_len: 0, decision: None };
+        let Some((qos, _)) = crate::guard::peek_publish(frame) else { return undecided };
         let mut bytes = BytesMut::from(frame);
         let Ok(Packet::Publish(publish, props)) = self.codec.read_mut(&mut bytes, self.max_packet) else {
             return undecided;
@@ -233,8 +239,7 @@ impl<P: Protocol> Checker<P> {
                 named.to_owned()
             }
         };
-        let decision =
-            self.gate.check_publish(session, &topic, publish.qos as u8, publish.retain, &publish.payload);
+        let decision = self.gate.check_publish(session, &topic, qos, publish.retain, &publish.payload);
         Verdict { topic, payload_len: publish.payload.len(), decision: Some(decision) }
     }
 }
@@ -285,5 +290,24 @@ mod tests {
         drop(open);
         assert!(lanes.claim(id).is_none());
         assert!(lanes.claim(id + 1000).is_none());
+    }
+
+    #[tokio::test]
+    async fn the_guard_refuses_a_decision_for_another_packet() {
+        let lane = Lane::new();
+        let verdict = |topic: &str, len| Verdict {
+            topic: topic.to_owned(),
+            payload_len: len,
+            decision: Some(PublishDecision::Accept),
+        };
+        lane.push(verdict("plant/a", 10)).await;
+        lane.push(verdict("plant/a", 10)).await;
+        lane.push(Verdict { topic: String::new(), payload_len: 0, decision: None }).await;
+        assert!(matches!(lane.take("plant/a", 10), Ok(Some(PublishDecision::Accept))));
+        assert_eq!(lane.take("plant/b", 10).map(|d| d.is_some()), Err(()), "another topic");
+        assert!(matches!(lane.take("plant/x", 99), Ok(None)), "undecided: the guard decides");
+        assert!(matches!(lane.take("plant/x", 1), Ok(None)), "nothing queued: the guard decides");
+        lane.push(verdict("plant/a", 10)).await;
+        assert_eq!(lane.take("plant/a", 11).map(|d| d.is_some()), Err(()), "another payload length");
     }
 }

@@ -1,6 +1,7 @@
-//! The front door (`front.rs`, plain TCP with legacy clients configured) holds a `max_connections` slot per
-//! relayed connection. Found by an adversarial review: a slot used to stay taken until *both* directions ended,
-//! so `max_connections` sockets that never send nor close shut every plain-TCP client out for good.
+//! The front door (`front.rs`) accepts every connection and relays it to rumqttd's loopback listener behind a
+//! header only it can write (`internal_port.rs` dials that port directly). Attacks here: idle sockets holding `max_connections` slots (found by an adversarial review: a slot used to stay taken
+//! until *both* directions ended, so `max_connections` sockets that never send nor close shut every client out
+//! for good); a password guesser over TLS.
 
 mod common;
 
