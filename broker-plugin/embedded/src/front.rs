@@ -28,15 +28,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::precheck::{frame_len, Checker, Lanes, MAX_PENDING};
+use crate::precheck::{frame_len, Checker, Lanes, MAX_PENDING_UNITS};
 
 const MAGIC: &[u8; 8] = b"SMQTTPX2";
 /// The header's length: magic, secret, address, lane.
 pub(crate) const HEADER_LEN: usize = 8 + 16 + 16 + 8;
 /// Bytes read from a client at a time.
 const READ_CHUNK: usize = 64 * 1024;
-/// Decided frames held back at most before they are written to rumqttd (fewer than [`MAX_PENDING`]).
-const FLUSH_EVERY: usize = MAX_PENDING / 4;
+/// Budget units of decided frames held back at most before they are written to rumqttd: with one frame's
+/// decision (at most a quarter of the budget) on top, less than the whole budget, so the lane always drains.
+const FLUSH_EVERY: u32 = (MAX_PENDING_UNITS / 2) as u32;
 
 /// The per-process secret that authenticates the header.
 #[derive(Clone)]
@@ -189,10 +190,13 @@ async fn relay_until_either_ends<S: AsyncRead + AsyncWrite + Unpin, P: Protocol>
     max_packet: usize,
 ) {
     let (from_client, mut to_client) = tokio::io::split(client);
-    let (mut from_inner, to_inner) = tokio::io::split(inner);
+    let (from_inner, to_inner) = tokio::io::split(inner);
+    // Broker to client in reads of up to READ_CHUNK (tokio's `copy` moves 8 KiB at a time: a subscriber's
+    // deliveries would cost a system call per dozen envelopes).
+    let mut from_inner = tokio::io::BufReader::with_capacity(READ_CHUNK, from_inner);
     tokio::select! {
         _ = forward_checked(from_client, to_inner, checker, max_packet) => {}
-        _ = tokio::io::copy(&mut from_inner, &mut to_client) => {}
+        _ = tokio::io::copy_buf(&mut from_inner, &mut to_client) => {}
     }
     let _ = to_client.shutdown().await;
 }
@@ -208,13 +212,14 @@ async fn forward_checked<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, P: Protoco
 ) {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     'relay: loop {
-        // `buffer[..checked]`: frames decided but not yet written; `held`: how many.
+        // `buffer[..checked]`: frames decided but not yet written; `held`: the budget their decisions hold.
         let (mut checked, mut held) = (0, 0);
         loop {
             match frame_len(&buffer[checked..], max_packet) {
                 Ok(Some(len)) => {
                     // Write what is decided before waiting on the guard: for the login, the CONNECT must reach
-                    // it; and fewer than MAX_PENDING undelivered decisions may wait, or the lane never drains.
+                    // it; and the decisions of unwritten frames must stay within the lane's budget, or it never
+                    // drains.
                     let frame = &buffer[checked..checked + len];
                     if checked > 0 && (held >= FLUSH_EVERY || checker.awaits_login(frame)) {
                         let frames = buffer.split_to(checked);
@@ -223,9 +228,8 @@ async fn forward_checked<R: AsyncRead + Unpin, W: AsyncWrite + Unpin, P: Protoco
                         }
                         (checked, held) = (0, 0);
                     }
-                    checker.before_forwarding(&buffer[checked..checked + len]).await;
+                    held += checker.before_forwarding(&buffer[checked..checked + len]).await;
                     checked += len;
-                    held += 1;
                 }
                 Ok(None) => break,
                 Err(()) => {

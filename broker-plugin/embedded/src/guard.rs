@@ -52,7 +52,7 @@ use rumqttd::protocol::{
 use smqtt_gate::{ClientSession, Gate, PublishDecision, RefusalReason};
 
 use crate::front::{Secret, HEADER_LEN};
-use crate::precheck::{Lane, Lanes};
+use crate::precheck::{frame_len, FrameMeta, Lane, Lanes};
 
 /// Where refused QoS 1/2 publishes go so that the router still acknowledges them (matched by no filter).
 pub const QUARANTINE_TOPIC: &str = "$smqtt/rejected";
@@ -325,7 +325,7 @@ impl<P: Protocol> Guard<P> {
     }
 
     /// `Ok(None)`: the packet was dropped (QoS 0 refusal).
-    fn on_publish(&mut self, packet: Packet, qos: u8, pkid: u16) -> Result<Option<Packet>, Error> {
+    fn on_publish(&mut self, packet: Packet, qos: u8, pkid: u16, frame: FrameMeta) -> Result<Option<Packet>, Error> {
         let Packet::Publish(mut publish, mut props) = packet else {
             return Err(self.protocol_error(Error::IncorrectPacketFormat));
         };
@@ -351,7 +351,7 @@ impl<P: Protocol> Guard<P> {
         let Some(session) = &self.session else { return Err(self.protocol_error(Error::IncorrectPacketFormat)) };
         let topic = std::str::from_utf8(&publish.topic).map_err(|_| self.protocol_error(Error::TopicNotUtf8))?;
         // Decided by the front door already (precheck.rs), else here.
-        let decided = match self.lane.as_ref().map(|lane| lane.take(topic, publish.payload.len())) {
+        let decided = match self.lane.as_ref().map(|lane| lane.take(topic, frame)) {
             Some(Err(())) => return Err(self.protocol_error(Error::IncorrectPacketFormat)),
             Some(Ok(decided)) => decided,
             None => None,
@@ -438,8 +438,20 @@ impl<P: Protocol> Protocol for Guard<P> {
             if kind == 1 && self.connected {
                 return Err(self.protocol_error(Error::IncorrectPacketFormat));
             }
+            // A complete frame is decoded or the connection closes: rumqttd's v5 decoders take a frame off the
+            // stream and may then report it as incomplete (a PUBLISH without its property length), which
+            // rumqttd treats as "read more", silently dropping it. The front door decided that frame already,
+            // so dropping it would shift every later decision onto the wrong PUBLISH.
+            let frame = match frame_len(stream, max_size) {
+                Ok(Some(len)) => FrameMeta { first, len },
+                Ok(None) => return Err(Error::InsufficientBytes(1)),
+                Err(()) => return Err(self.protocol_error(Error::MalformedPacket)),
+            };
             let publish_meta = if kind == 3 { peek_publish(stream) } else { None };
-            let packet = self.inner.read_mut(stream, max_size)?;
+            let packet = match self.inner.read_mut(stream, max_size) {
+                Ok(packet) => packet,
+                Err(error) => return Err(self.protocol_error(error)),
+            };
             return match packet {
                 Packet::Connect(..) => {
                     self.connected = true;
@@ -449,7 +461,7 @@ impl<P: Protocol> Protocol for Guard<P> {
                     let Some((qos, pkid)) = publish_meta else {
                         return Err(self.protocol_error(Error::MalformedPacket));
                     };
-                    match self.on_publish(packet, qos, pkid)? {
+                    match self.on_publish(packet, qos, pkid, frame)? {
                         Some(packet) => Ok(packet),
                         None => continue,
                     }

@@ -11,7 +11,7 @@
 //! packet it could not decode, a session it did not see in time): nothing passes undecided.
 //!
 //! Backpressure: a connection's front-door task decides one packet after the other and reads no more from
-//! the client while it does, and at most [`MAX_PENDING`] decisions wait for the guard (then the task waits): a
+//! the client while it does, and its queued decisions hold at most [`MAX_PENDING_UNITS`] × [`BUDGET_UNIT`] bytes (then the task waits): a
 //! publisher faster than the checks is slowed down through TCP, never dropped, and one publisher's checks
 //! occupy one worker at a time, not the thread that moves every client's packets.
 
@@ -25,8 +25,11 @@ use rumqttd::protocol::{Packet, Protocol};
 use smqtt_gate::{ClientSession, Gate, PublishDecision};
 use tokio::sync::{Notify, Semaphore};
 
-/// Decisions queued per connection before the front door waits for the guard to take them.
-pub(crate) const MAX_PENDING: usize = 1024;
+/// What decisions queued per connection may hold before the front door waits for the guard to take them, in
+/// units of [`BUDGET_UNIT`] bytes (a decision costs at least one unit: at most this many decisions wait).
+pub(crate) const MAX_PENDING_UNITS: usize = 1024;
+/// Bytes per budget unit: a connection's queued decisions hold at most ≈ 1 MiB (topics, sealed payloads).
+pub(crate) const BUDGET_UNIT: usize = 1024;
 /// Largest topic alias accepted (as the guard).
 const MAX_ALIAS: u16 = 4096;
 /// Bytes of aliased topics kept per connection (as the guard).
@@ -78,12 +81,36 @@ enum Login {
     Refused,
 }
 
+/// What identifies a PUBLISH frame besides its topic: its first byte (type, QoS, retain, dup) and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameMeta {
+    pub(crate) first: u8,
+    pub(crate) len: usize,
+}
+
 /// A decision for the next PUBLISH of the connection (`None`: the guard decides).
 #[derive(Debug)]
 struct Verdict {
     topic: String,
-    payload_len: usize,
+    frame: FrameMeta,
     decision: Option<PublishDecision>,
+}
+
+impl Verdict {
+    fn undecided(frame: FrameMeta) -> Verdict {
+        Verdict { topic: String::new(), frame, decision: None }
+    }
+
+    /// What the verdict holds, in [`BUDGET_UNIT`]s, at most a quarter of [`MAX_PENDING_UNITS`].
+    fn cost(&self) -> u32 {
+        let held = self.topic.len()
+            + match &self.decision {
+                Some(PublishDecision::Replace(sealed)) => sealed.len(),
+                Some(PublishDecision::Refuse(refusal)) => refusal.to_string().len(),
+                _ => 0,
+            };
+        (1 + held / BUDGET_UNIT).min(MAX_PENDING_UNITS / 4) as u32
+    }
 }
 
 /// One connection's channel from its front-door task to its guard.
@@ -103,7 +130,7 @@ impl Lane {
             login: Mutex::new(Login::Pending),
             login_changed: Notify::new(),
             verdicts: Mutex::new(VecDeque::new()),
-            room: Semaphore::new(MAX_PENDING),
+            room: Semaphore::new(MAX_PENDING_UNITS),
         }
     }
 
@@ -122,12 +149,12 @@ impl Lane {
     /// The guard's side: the decision for the PUBLISH it is reading (on `topic`, `payload_len` bytes), if the
     /// front door made one. `Err(())`: the front door's packet was another one (the two disagree on the stream).
     #[allow(clippy::result_unit_err)]
-    pub(crate) fn take(&self, topic: &str, payload_len: usize) -> Result<Option<PublishDecision>, ()> {
+    pub(crate) fn take(&self, topic: &str, frame: FrameMeta) -> Result<Option<PublishDecision>, ()> {
         let Some(verdict) = self.verdicts.lock().unwrap_or_else(PoisonError::into_inner).pop_front() else {
             return Ok(None);
         };
-        self.room.add_permits(1);
-        if verdict.decision.is_some() && (verdict.topic != topic || verdict.payload_len != payload_len) {
+        self.room.add_permits(verdict.cost() as usize);
+        if verdict.frame != frame || (verdict.decision.is_some() && verdict.topic != topic) {
             return Err(());
         }
         Ok(verdict.decision)
@@ -150,12 +177,15 @@ impl Lane {
         }
     }
 
-    async fn push(&self, verdict: Verdict) {
+    /// Queues `verdict` once there is room for it; returns its cost.
+    async fn push(&self, verdict: Verdict) -> u32 {
+        let cost = verdict.cost();
         // The semaphore is never closed: acquiring fails only if it were.
-        if let Ok(permit) = self.room.acquire().await {
+        if let Ok(permit) = self.room.acquire_many(cost).await {
             permit.forget();
         }
         self.verdicts.lock().unwrap_or_else(PoisonError::into_inner).push_back(verdict);
+        cost
     }
 }
 
@@ -194,29 +224,33 @@ impl<P: Protocol> Checker<P> {
         frame.first().is_some_and(|b| b >> 4 == 3) && self.connect_forwarded && !self.login_seen
     }
 
-    /// Called for every complete frame, in order, before it is forwarded.
-    pub(crate) async fn before_forwarding(&mut self, frame: &[u8]) {
+    /// Called for every complete frame, in order, before it is forwarded; returns the budget units its
+    /// decision holds until the guard takes it (0: none queued).
+    pub(crate) async fn before_forwarding(&mut self, frame: &[u8]) -> u32 {
         match frame.first().map(|b| b >> 4) {
-            Some(1) => self.connect_forwarded = true,
+            Some(1) => {
+                self.connect_forwarded = true;
+                0
+            }
             Some(3) => {
                 // Waited for once: a session not seen in time leaves every decision to the guard.
                 if self.connect_forwarded && !self.login_seen {
                     self.login_seen = true;
                     self.session = self.lane.session(self.login_wait).await;
                 }
-                let verdict = if let Some(session) = self.session.clone() {
-                    self.decide(&session, frame)
-                } else {
-                    Verdict { topic: String::new(), payload_len: 0, decision: None }
+                let meta = FrameMeta { first: frame[0], len: frame.len() };
+                let verdict = match self.session.clone() {
+                    Some(session) => self.decide(&session, frame, meta),
+                    None => Verdict::undecided(meta),
                 };
-                self.lane.push(verdict).await;
+                self.lane.push(verdict).await
             }
-            _ => {}
+            _ => 0,
         }
     }
 
-    fn decide(&mut self, session: &ClientSession, frame: &[u8]) -> Verdict {
-        let undecided = Verdict { topic: String::new(), payload_len: 0, decision: None };
+    fn decide(&mut self, session: &ClientSession, frame: &[u8], meta: FrameMeta) -> Verdict {
+        let undecided = Verdict::undecided(meta);
         let Some((qos, _)) = crate::guard::peek_publish(frame) else { return undecided };
         let mut bytes = BytesMut::from(frame);
         let Ok(Packet::Publish(publish, props)) = self.codec.read_mut(&mut bytes, self.max_packet) else {
@@ -240,7 +274,7 @@ impl<P: Protocol> Checker<P> {
             }
         };
         let decision = self.gate.check_publish(session, &topic, qos, publish.retain, &publish.payload);
-        Verdict { topic, payload_len: publish.payload.len(), decision: Some(decision) }
+        Verdict { topic, frame: meta, decision: Some(decision) }
     }
 }
 
@@ -295,19 +329,22 @@ mod tests {
     #[tokio::test]
     async fn the_guard_refuses_a_decision_for_another_packet() {
         let lane = Lane::new();
-        let verdict = |topic: &str, len| Verdict {
-            topic: topic.to_owned(),
-            payload_len: len,
-            decision: Some(PublishDecision::Accept),
-        };
-        lane.push(verdict("plant/a", 10)).await;
-        lane.push(verdict("plant/a", 10)).await;
-        lane.push(Verdict { topic: String::new(), payload_len: 0, decision: None }).await;
-        assert!(matches!(lane.take("plant/a", 10), Ok(Some(PublishDecision::Accept))));
-        assert_eq!(lane.take("plant/b", 10).map(|d| d.is_some()), Err(()), "another topic");
-        assert!(matches!(lane.take("plant/x", 99), Ok(None)), "undecided: the guard decides");
-        assert!(matches!(lane.take("plant/x", 1), Ok(None)), "nothing queued: the guard decides");
-        lane.push(verdict("plant/a", 10)).await;
-        assert_eq!(lane.take("plant/a", 11).map(|d| d.is_some()), Err(()), "another payload length");
+        let meta = FrameMeta { first: 0x30, len: 20 };
+        let verdict =
+            |topic: &str, frame| Verdict { topic: topic.to_owned(), frame, decision: Some(PublishDecision::Accept) };
+        lane.push(verdict("plant/a", meta)).await;
+        lane.push(verdict("plant/a", meta)).await;
+        lane.push(Verdict::undecided(meta)).await;
+        lane.push(verdict("plant/a", meta)).await;
+        lane.push(verdict("plant/a", meta)).await;
+        assert!(matches!(lane.take("plant/a", meta), Ok(Some(PublishDecision::Accept))));
+        assert_eq!(lane.take("plant/b", meta).map(|d| d.is_some()), Err(()), "another topic");
+        assert!(matches!(lane.take("plant/x", meta), Ok(None)), "undecided: the guard decides");
+        let retained = FrameMeta { first: 0x31, ..meta };
+        assert_eq!(lane.take("plant/a", retained).map(|d| d.is_some()), Err(()), "another first byte");
+        let longer = FrameMeta { len: 21, ..meta };
+        assert_eq!(lane.take("plant/a", longer).map(|d| d.is_some()), Err(()), "another length");
+        assert!(matches!(lane.take("plant/x", meta), Ok(None)), "nothing queued: the guard decides");
+        assert_eq!(lane.room.available_permits(), MAX_PENDING_UNITS, "every taken decision gives its room back");
     }
 }
